@@ -753,4 +753,3 @@ func (m *Manager) nextAnnounce() time.Duration {
 	next := slices.MinFunc(slices.Collect(maps.Values(m.announceAt)), func(a, b time.Time) int { return a.Compare(b) })
 	return max(time.Until(next), 0)
 }
-
