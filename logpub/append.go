@@ -191,11 +191,11 @@ func (f *Format) appendOp(dst []byte, o *op, e *Entry, r *http.Request) []byte {
 	case opConnStatus:
 		return append(dst, connStatus(e))
 	case opBytesIn:
-		return strconv.AppendInt(dst, e.BytesIn, 10)
+		return strconv.AppendInt(dst, e.bytesIn(), 10)
 	case opBytesOut:
-		return strconv.AppendInt(dst, e.BytesOut, 10)
+		return strconv.AppendInt(dst, e.bytesOut(), 10)
 	case opBytesBoth:
-		return strconv.AppendInt(dst, e.BytesIn+e.BytesOut, 10)
+		return strconv.AppendInt(dst, e.bytesIn()+e.bytesOut(), 10)
 	case opFirstByte:
 		if e.FirstByte <= 0 {
 			return append(dst, '-')

@@ -33,8 +33,13 @@ type Entry struct {
 	FirstByte time.Duration
 	// BodyBytes counts the response body bytes (%B, %b).
 	BodyBytes int64
+	// RequestBodyBytes counts the request body bytes the handler read.
+	RequestBodyBytes int64
 	// BytesIn and BytesOut count the bytes received and sent including
-	// headers (%I, %O, %S).
+	// the request line, status line and headers (%I, %O, %S). Zero means
+	// an estimate: the request line and headers as received plus
+	// RequestBodyBytes, and a status line and ResponseHeader plus
+	// BodyBytes (net/http does not expose the wire bytes).
 	BytesIn, BytesOut int64
 	// User is the authenticated user (%u) when HasUser is set; an empty
 	// User with HasUser prints "" as Apache does.
@@ -74,4 +79,39 @@ func lookupPair(ps []Pair, key string) (string, bool) {
 		}
 	}
 	return "", false
+}
+
+func (e *Entry) bytesIn() int64 {
+	if e.BytesIn != 0 || e.Request == nil {
+		return e.BytesIn
+	}
+	r := e.Request
+	n := len(r.Method) + 1 + len(r.RequestURI) + 1 + len(r.Proto) + 2
+	if r.Host != "" {
+		n += len("Host: ") + len(r.Host) + 2
+	}
+	n += headerBytes(r.Header) + 2
+	return int64(n) + e.RequestBodyBytes
+}
+
+func (e *Entry) bytesOut() int64 {
+	if e.BytesOut != 0 {
+		return e.BytesOut
+	}
+	status := e.Status
+	if status <= 0 {
+		status = 200
+	}
+	n := len("HTTP/1.1 200 ") + len(http.StatusText(status)) + 2
+	return int64(n+headerBytes(e.ResponseHeader)+2) + max(e.BodyBytes, 0)
+}
+
+func headerBytes(h http.Header) int {
+	n := 0
+	for k, vs := range h {
+		for _, v := range vs {
+			n += len(k) + 2 + len(v) + 2
+		}
+	}
+	return n
 }
