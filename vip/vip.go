@@ -35,11 +35,12 @@ type Address struct {
 // String returns "dev:ip", the form wackamole.conf uses.
 func (a Address) String() string { return a.Dev + ":" + a.IP.String() }
 
-// ParseAddress parses "dev:ip" or "dev:ip/bits" (bits must be a host
-// prefix, 32 or 128, when present).
+// ParseAddress parses "dev:ip" or "dev:ip/bits". A prefix length is
+// accepted for wackamole.conf compatibility and ignored: addresses are
+// always added as host addresses.
 func ParseAddress(s string) (Address, error) {
 	dev, ip, ok := strings.Cut(s, ":")
-	if !ok || dev == "" || ip == "" {
+	if !ok || dev == "" || ip == "" || len(dev) > 15 || strings.ContainsAny(dev, "/ \t\n{}=#") {
 		return Address{}, fmt.Errorf("%w: address %q: want dev:ip", ErrBadConfig, s)
 	}
 	var a netip.Addr
