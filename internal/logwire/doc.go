@@ -1,0 +1,70 @@
+// Package logwire is the wire format of peerscale's log bus: the batches of
+// access-log records that logpub publishers send to a log group, and the
+// acknowledgements that logsub loggers send back. Both sides import it;
+// nothing else should.
+//
+// # Messages
+//
+// Every message starts with two bytes: the encoding Version (1) and a Kind
+// (KindBatch or KindAck). Integers in fixed-size fields are big-endian;
+// "uvarint"/"varint" are encoding/binary's; a string is a uvarint length
+// then its bytes.
+//
+//	batch  version kind=1  epoch u64  firstSeq u64  dropped u64  count u32
+//	       publisher string  record×count
+//	record length u32 (of what follows)  time varint (Unix ns, 0 = unknown)
+//	       duration uvarint (ns)  status uvarint  bytes varint
+//	       vhost remote user method url proto referer userAgent  string×8
+//	       line (uvarint length + bytes)  [later fields: skipped by readers]
+//	ack    version kind=2  flags u8  logger string  n uvarint
+//	       (publisher string  epoch uvarint  next uvarint  resend u8)×n
+//
+// A record carries the structured fields subscribers use without parsing
+// text (monitors, who's-online) and the formatted line loggers write as is.
+// Decoders check every length against the bytes at hand, so a message
+// never makes a reader allocate more than its own size; a reader drops a
+// message that fails to decode and counts it.
+//
+// # Streams and sequence numbers
+//
+// A publisher has a stable id (Publisher) and an Epoch that changes each
+// time it starts. Within an epoch its records are numbered 1, 2, 3, ...
+// without gaps; a batch holds consecutive numbers from FirstSeq. A record
+// is identified by (Publisher, Epoch, Seq): loggers deduplicate on it, so
+// a publisher may send a record again at any time. Batches are sent to
+// the log group at bus.FIFO, so a logger that stays in the view sees each
+// stream in order; a record dropped by the publisher because its memory
+// and journal were full gets no number (Dropped counts them).
+//
+// # Acknowledgement protocol
+//
+// Publishers join the ack group (by default the log group's name with
+// ".ack" appended); loggers send acks to it, and also join it so that
+// publishers see them arrive in the ack group's views.
+//
+//   - After each fsync a durable logger sends an Ack with AckDurable and,
+//     for every stream it has seen, Next: all records with Seq < Next are
+//     on stable storage. Acks are cumulative and idempotent; one message
+//     covers all publishers.
+//   - A publisher keeps every record in memory or in its local journal
+//     until enough durable loggers (its quorum, by default one) have
+//     acknowledged it; then it frees the memory and deletes journal
+//     segments whose records are all acknowledged. Acks without
+//     AckDurable (from monitors, say) never release anything.
+//   - A logger that sees a gap in a stream (a batch whose FirstSeq is past
+//     the next number it expects, or a new epoch starting after 1) sends an
+//     AckEntry with Resend for that stream: the publisher retransmits from
+//     Next (or from the oldest record it still has).
+//   - When a logger starts, and after each view change of the log group
+//     that merges or adds members, it sends an Ack with AckSync: every
+//     publisher retransmits all the records it still retains that the
+//     logger has not acknowledged (from Next for listed streams, everything
+//     retained for the others).
+//   - A publisher also retransmits everything it retains that is not
+//     acknowledged when a member joins the ack group, and resumes from the
+//     first unsent batch after a failed Send (bus outage). Its journal is
+//     replayed after a restart, under the old epoch's numbers.
+//
+// Retransmission means duplicates: loggers keep, per stream, the highest
+// Seq written and skip records at or below it.
+package logwire
