@@ -33,7 +33,9 @@ type AckEntry struct {
 
 // Ack is a logger's acknowledgement message.
 type Ack struct {
-	// Logger identifies the logger (its bus MemberID string).
+	// Logger names the logger. It is stable across restarts (a host name
+	// and a path, say): a publisher counts the acks of one name once
+	// towards its quorum.
 	Logger string
 	// Flags is a combination of AckDurable and AckSync.
 	Flags   uint8

@@ -43,9 +43,12 @@
 // publishers see them arrive in the ack group's views.
 //
 //   - After each fsync a durable logger sends an Ack with AckDurable and,
-//     for every stream it has seen, Next: all records with Seq < Next are
-//     on stable storage. Acks are cumulative and idempotent; one message
-//     covers all publishers.
+//     for every stream that received records since its previous ack
+//     (duplicates included, so that retransmitted batches are answered),
+//     Next: all records with Seq < Next are on stable storage. Acks are
+//     cumulative and idempotent; one message covers all publishers. An
+//     Ack names its logger with a stable name: a publisher counts one name
+//     once towards its quorum, whatever the logger's incarnation.
 //   - A publisher keeps every record in memory or in its local journal
 //     until enough durable loggers (its quorum, by default one) have
 //     acknowledged it; then it frees the memory and deletes journal
