@@ -1,0 +1,498 @@
+package logsub
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+)
+
+// VhostPlaceholder in an Output's File pattern is replaced by the record's
+// virtual host, giving one file per virtual host.
+const VhostPlaceholder = "{vhost}"
+
+// OtherVhost names the file of the records whose virtual host arrives after
+// StoreConfig.MaxVhostFiles files are open, and of records without one.
+const OtherVhost = "_other"
+
+// Output is one destination of records, like a Log block of spreadlogd:
+// a file (one per virtual host when File contains {vhost}) or a pipe to a
+// command.
+type Output struct {
+	// Groups lists the bus groups whose records go to this output. Empty
+	// means every group the Logger subscribes to.
+	Groups []string
+	// File is the strftime(3) pattern of the file names (see File). Exactly
+	// one of File and Pipe is set.
+	File string
+	// Pipe is a command run with /bin/sh -c that reads lines on its
+	// standard input, as Apache's piped logs. It is restarted when it exits.
+	// Lines written to a pipe are not covered by the durability promise.
+	Pipe string
+	// Rotate configures rotation of File (Interval, MaxSize, Location,
+	// BufferSize, Perm; OnRotate is set by the Store).
+	Rotate FileConfig
+	// RewriteTimestamp, if not empty, replaces the first [...] of each line
+	// with the receive time: "CommonLogFormat" or a strftime(3) format (see
+	// NewTimeRewriter).
+	RewriteTimestamp string
+	// Match and Exclude are regular expressions (RE2 syntax) a line must
+	// and must not match to be written. Empty means no condition.
+	Match, Exclude string
+}
+
+// StoreConfig configures a Store. The zero value is valid: no durability.
+type StoreConfig struct {
+	// StateFile is where the Store commits, after each fsync, the durable
+	// offset of every open file and the identities of the records they
+	// hold. On open it truncates the files back to those offsets and
+	// resumes, so no record acknowledged after a commit is lost or written
+	// twice across a crash. Empty means no durability: Commit only syncs.
+	StateFile string
+	// MaxVhostFiles bounds the files open per Output with a {vhost}
+	// pattern; records of further virtual hosts go to the OtherVhost file.
+	// Zero means 256.
+	MaxVhostFiles int
+	// MaxRanges bounds the sequence ranges remembered per publisher epoch;
+	// past it the lowest gap is declared seen (counted in Stats.Forgotten).
+	// Zero means 1024.
+	MaxRanges int
+	// MaxEpochs bounds the publisher epochs remembered; the least recently
+	// written is forgotten first. Zero means 4096.
+	MaxEpochs int
+	// Logger receives operational logs. Nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// Ack tells a publisher which of its records a durable logger holds on
+// stable storage.
+type Ack struct {
+	Group     string
+	Publisher string
+	Epoch     uint64
+	// Ranges are the sequence numbers held, sorted and disjoint.
+	Ranges []SeqRange
+}
+
+// StoreStats is a snapshot of a Store's counters.
+type StoreStats struct {
+	Records    uint64 // records accepted (written to at least zero outputs, not duplicates)
+	Duplicates uint64 // records dropped because their identity was already written
+	Lines      uint64 // lines written, over all outputs
+	Bytes      uint64 // bytes written, newlines included
+	Commits    uint64 // commits (fsync + state file)
+	Truncated  int64  // bytes cut from files on open (written after the last commit)
+	Forgotten  uint64 // sequence numbers declared seen to bound memory
+	PipeErrors uint64 // failed writes to pipes (the command is restarted)
+	Files      int    // files open
+}
+
+type epochKey struct {
+	group, publisher string
+	epoch            uint64
+}
+
+type epochState struct {
+	seen  seqSet
+	dirty bool   // changed since the last acknowledgement
+	used  uint64 // last write, in Store.tick units
+}
+
+// Store writes records to outputs, durably when StoreConfig.StateFile is
+// set. It is the part of a Logger that does not depend on the bus: its
+// methods are safe for concurrent use.
+type Store struct {
+	cfg StoreConfig
+	log *slog.Logger
+
+	mu      sync.Mutex
+	outs    []*output
+	seen    map[epochKey]*epochState
+	tick    uint64
+	buf     []byte
+	stats   StoreStats
+	closed  bool
+	opening bool
+}
+
+type output struct {
+	Output
+	filter   Filter
+	rewrite  *TimeRewriter
+	perVhost bool
+	files    map[string]*File // by vhost; "" when not per vhost
+	pipe     *pipe
+}
+
+// OpenStore validates outputs, recovers the committed state (truncating files
+// to their committed offsets) and opens the outputs.
+func OpenStore(outputs []Output, cfg StoreConfig) (*Store, error) {
+	if len(outputs) == 0 {
+		return nil, fmt.Errorf("%w: no outputs", ErrConfig)
+	}
+	if cfg.MaxVhostFiles == 0 {
+		cfg.MaxVhostFiles = 256
+	}
+	if cfg.MaxRanges == 0 {
+		cfg.MaxRanges = 1024
+	}
+	if cfg.MaxEpochs == 0 {
+		cfg.MaxEpochs = 4096
+	}
+	if cfg.MaxVhostFiles < 0 || cfg.MaxRanges < 0 || cfg.MaxEpochs < 0 {
+		return nil, fmt.Errorf("%w: negative limit", ErrConfig)
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	s := &Store{cfg: cfg, log: cfg.Logger.With("component", "logsub"), seen: make(map[epochKey]*epochState)}
+	for i, o := range outputs {
+		out, err := newOutput(o)
+		if err != nil {
+			return nil, fmt.Errorf("output %d: %w", i, err)
+		}
+		s.outs = append(s.outs, out)
+	}
+	if cfg.StateFile != "" {
+		st, err := readState(cfg.StateFile)
+		if err != nil {
+			return nil, err
+		}
+		cut, err := truncateTo(st)
+		if err != nil {
+			return nil, err
+		}
+		s.stats.Truncated = cut
+		for _, e := range st.Seen {
+			es := &epochState{seen: seqSet{r: e.Ranges}}
+			s.seen[epochKey{e.Group, e.Publisher, e.Epoch}] = es
+		}
+		if cut > 0 {
+			s.log.Info("truncated uncommitted lines", "bytes", cut)
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.opening = true
+	for _, o := range s.outs {
+		if o.File != "" && !o.perVhost {
+			if _, err := s.openFile(o, ""); err != nil {
+				s.closeLocked(false)
+				return nil, err
+			}
+		}
+	}
+	s.opening = false
+	if err := s.commitLocked(); err != nil {
+		s.closeLocked(false)
+		return nil, err
+	}
+	return s, nil
+}
+
+func newOutput(o Output) (*output, error) {
+	if (o.File == "") == (o.Pipe == "") {
+		return nil, fmt.Errorf("%w: exactly one of File and Pipe must be set", ErrConfig)
+	}
+	out := &output{Output: o, rewrite: NewTimeRewriter(o.RewriteTimestamp), files: make(map[string]*File)}
+	var err error
+	if o.Match != "" {
+		if out.filter.Match, err = regexp.Compile(o.Match); err != nil {
+			return nil, fmt.Errorf("%w: match: %w", ErrConfig, err)
+		}
+	}
+	if o.Exclude != "" {
+		if out.filter.Exclude, err = regexp.Compile(o.Exclude); err != nil {
+			return nil, fmt.Errorf("%w: exclude: %w", ErrConfig, err)
+		}
+	}
+	out.perVhost = strings.Contains(o.File, VhostPlaceholder)
+	if o.Pipe != "" {
+		out.pipe = &pipe{cmd: o.Pipe}
+	}
+	return out, nil
+}
+
+// sanitizeVhost maps a virtual host name to a safe path element.
+func sanitizeVhost(v string) string {
+	if v == "" || v == "." || v == ".." || len(v) > 255 {
+		return OtherVhost
+	}
+	b := []byte(strings.ToLower(v))
+	for i, c := range b {
+		if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '.' || c == '-' || c == '_') {
+			b[i] = '_'
+		}
+	}
+	return string(b)
+}
+
+func (s *Store) openFile(o *output, vhost string) (*File, error) {
+	pattern := o.File
+	if o.perVhost {
+		pattern = strings.ReplaceAll(pattern, VhostPlaceholder, strings.ReplaceAll(vhost, "%", "%%"))
+	}
+	fc := o.Rotate
+	fc.OnRotate = func(old, new string) error {
+		if s.opening {
+			return nil
+		}
+		if old != "" {
+			s.log.Info("rotated", "old", old, "new", new)
+		}
+		return s.commitLocked()
+	}
+	f, err := OpenFile(pattern, fc)
+	if err != nil {
+		return nil, err
+	}
+	o.files[vhost] = f
+	s.stats.Files++
+	return f, nil
+}
+
+func (o *output) wants(group string) bool {
+	return len(o.Groups) == 0 || slices.Contains(o.Groups, group)
+}
+
+// Write writes r to every output that selects it, unless a record with the
+// same group, publisher, epoch and sequence number was written before (then
+// it reports false). Records with an empty Publisher are never deduplicated.
+func (s *Store) Write(r *Record) (bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return false, ErrClosed
+	}
+	var es *epochState
+	if r.Publisher != "" {
+		k := epochKey{r.Group, r.Publisher, r.Epoch}
+		es = s.seen[k]
+		if es == nil {
+			if len(s.seen) >= s.cfg.MaxEpochs {
+				s.evictLocked()
+			}
+			es = &epochState{}
+			s.seen[k] = es
+		}
+		if es.seen.contains(r.Seq) {
+			s.stats.Duplicates++
+			return false, nil
+		}
+	}
+	now := time.Now()
+	for _, o := range s.outs {
+		if !o.wants(r.Group) || !o.filter.Keep(r.Line) {
+			continue
+		}
+		s.buf = o.rewrite.Append(s.buf[:0], r.Line, now)
+		if err := s.writeLocked(o, r.Vhost, s.buf); err != nil {
+			return false, err
+		}
+	}
+	s.stats.Records++
+	if es != nil {
+		s.tick++
+		es.used = s.tick
+		es.seen.add(r.Seq)
+		es.dirty = true
+		if lost := es.seen.squeeze(s.cfg.MaxRanges); lost > 0 {
+			s.stats.Forgotten += lost
+		}
+	}
+	return true, nil
+}
+
+func (s *Store) writeLocked(o *output, vhost string, line []byte) error {
+	s.stats.Lines++
+	s.stats.Bytes += uint64(len(line)) + 1
+	if o.pipe != nil {
+		if err := o.pipe.writeLine(line); err != nil {
+			s.stats.PipeErrors++
+			s.log.Warn("pipe failed; restarting it", "cmd", o.Pipe, "err", err)
+		}
+		return nil
+	}
+	key := ""
+	if o.perVhost {
+		key = sanitizeVhost(vhost)
+		if _, ok := o.files[key]; !ok && len(o.files) >= s.cfg.MaxVhostFiles {
+			key = OtherVhost
+		}
+	}
+	f := o.files[key]
+	if f == nil {
+		var err error
+		if f, err = s.openFile(o, key); err != nil {
+			return err
+		}
+		// Name the new file in the committed state before writing to it.
+		if err := s.commitLocked(); err != nil {
+			return err
+		}
+	}
+	return f.WriteLine(line)
+}
+
+func (s *Store) evictLocked() {
+	var oldest epochKey
+	var min uint64 = ^uint64(0)
+	for k, e := range s.seen {
+		if e.used < min {
+			oldest, min = k, e.used
+		}
+	}
+	delete(s.seen, oldest)
+}
+
+// commitLocked syncs every output and, when durable, writes the state file.
+func (s *Store) commitLocked() error {
+	var errs []error
+	st := &state{}
+	for _, o := range s.outs {
+		if o.pipe != nil {
+			if err := o.pipe.flush(); err != nil {
+				s.stats.PipeErrors++
+				s.log.Warn("pipe failed; restarting it", "cmd", o.Pipe, "err", err)
+			}
+			continue
+		}
+		for _, f := range o.files {
+			if err := f.Sync(); err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			st.Files = append(st.Files, stateFile{Path: f.Name(), Offset: f.Size()})
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	s.stats.Commits++
+	if s.cfg.StateFile == "" {
+		return nil
+	}
+	for k, e := range s.seen {
+		st.Seen = append(st.Seen, stateEpoch{Group: k.group, Publisher: k.publisher, Epoch: k.epoch, Ranges: e.seen.r})
+	}
+	return writeState(s.cfg.StateFile, st)
+}
+
+// Commit syncs every file to stable storage, records the committed state,
+// and returns an Ack for each publisher epoch written since the last Commit.
+// Only a durable Store (StateFile set) returns acks.
+func (s *Store) Commit() ([]Ack, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, ErrClosed
+	}
+	if err := s.commitLocked(); err != nil {
+		return nil, err
+	}
+	if s.cfg.StateFile == "" {
+		return nil, nil
+	}
+	var acks []Ack
+	for k, e := range s.seen {
+		if e.dirty {
+			e.dirty = false
+			acks = append(acks, Ack{Group: k.group, Publisher: k.publisher, Epoch: k.epoch, Ranges: e.seen.ranges()})
+		}
+	}
+	slices.SortFunc(acks, func(a, b Ack) int {
+		return strings.Compare(a.Group+"\x00"+a.Publisher, b.Group+"\x00"+b.Publisher)
+	})
+	return acks, nil
+}
+
+// Held returns the sequence ranges of a publisher epoch this Store has
+// written (committed or not).
+func (s *Store) Held(group, publisher string, epoch uint64) []SeqRange {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if e := s.seen[epochKey{group, publisher, epoch}]; e != nil {
+		return e.seen.ranges()
+	}
+	return nil
+}
+
+// Reopen closes and reopens every file (after logrotate moved them) and
+// restarts pipes, committing before and after.
+func (s *Store) Reopen() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return ErrClosed
+	}
+	if err := s.commitLocked(); err != nil {
+		return err
+	}
+	var errs []error
+	s.opening = true
+	for _, o := range s.outs {
+		for _, f := range o.files {
+			errs = append(errs, f.Reopen())
+		}
+		if o.pipe != nil {
+			errs = append(errs, o.pipe.close())
+		}
+	}
+	s.opening = false
+	errs = append(errs, s.commitLocked())
+	return errors.Join(errs...)
+}
+
+// Stats returns a snapshot of the counters.
+func (s *Store) Stats() StoreStats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.stats
+}
+
+// Close commits, then closes every file and pipe. Close is idempotent.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil
+	}
+	return s.closeLocked(true)
+}
+
+func (s *Store) closeLocked(commit bool) error {
+	var errs []error
+	if commit {
+		errs = append(errs, s.commitLocked())
+	}
+	s.closed = true
+	for _, o := range s.outs {
+		for _, f := range o.files {
+			errs = append(errs, f.Close())
+		}
+		if o.pipe != nil {
+			errs = append(errs, o.pipe.close())
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// crash closes every descriptor without flushing or committing, as a
+// killed process would leave things.
+func (s *Store) crash() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closed = true
+	for _, o := range s.outs {
+		for _, f := range o.files {
+			f.abandon()
+		}
+		if o.pipe != nil {
+			o.pipe.close()
+		}
+	}
+}
