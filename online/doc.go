@@ -1,0 +1,58 @@
+// Package online answers "who is online": how many users loaded anything in
+// the last Window (30 minutes by default), and who is on a given URL, most
+// recent first. It is the who's-online service of "Scalable Internet
+// Architectures": an in-memory multi-indexed skiplist fed passively from the
+// access logs that web servers publish on the bus, instead of a database
+// table written on every hit.
+//
+// # Usage
+//
+//	x := online.NewIndex(online.Config{Window: 30 * time.Minute})
+//	x.Hit("alice", "/index.html", time.Now())
+//	x.Expire()                        // periodically; O(1) when nobody leaves
+//	n := x.Count()                    // O(1), lock-free
+//	who := x.OnURL("/index.html", 30) // newest first
+//	v, ok := x.Lookup("alice")
+//
+// # Index structure
+//
+// One record per user is linked into three indexes: a Go map by user name,
+// one skiplist per URL ordered by last hit, and one skiplist of every user
+// ordered by last hit. The map is a deliberate choice over a skiplist by
+// name: 60–80 ns per lookup against 1.0–1.6 µs at 100,000 users. The
+// skiplist towers live inside the record, so a hit unlinks the user from
+// its old places through its own links and appends it to the new ones (no
+// search), and Expire pops the oldest users from the front of the time
+// list. A late hit (web servers' clocks disagree) is placed by a search that
+// starts at the tail and climbs only as high as the distance back requires.
+//
+// # Ordering and clock skew
+//
+// Hits may arrive out of order. A hit older than the user's last hit is
+// ignored and counted (IndexStats.OutOfOrder); a hit at or before the
+// cutoff of the last Expire is ignored and counted (Stale). The cutoff
+// never moves back, even if the clock does. Times are kept to the
+// millisecond.
+//
+// # Concurrency
+//
+// An Index is safe for concurrent use and starts no goroutines. A
+// read-write mutex guards it; Count reads an atomic counter without taking
+// it.
+//
+// # Performance
+//
+// In-process on a 2-core shared VM (Go 1.26, amd64), 100,000 users online,
+// 10,000 URLs drawn from a Zipf distribution (s = 1.1), 5,000 hits/s of
+// trace time with one hit in ten up to 2 s late:
+//
+//	go test -run '^$' -bench 'Index|Memory' -count 5 ./online/
+//
+//	Hit                  0.47–1.3 µs/op    0.8–2.1M hits/s, 0 allocs
+//	Count                2 ns/op           ~480M/s
+//	OnURL (limit 30)     0.77–0.94 µs/op   1.1–1.3M queries/s (AppendOnURL, 0 allocs)
+//	memory               171 bytes per user, names included (runtime.MemStats)
+//
+// The comparison with a B-tree variant of the same index (google/btree)
+// lives in internal/bench/online, a separate module.
+package online
