@@ -1,0 +1,705 @@
+package cluster
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/peerscale/peerscale/bus"
+	"github.com/peerscale/peerscale/internal/wire"
+)
+
+// maxRecord bounds a record a writer builds from a batch of frames.
+const maxRecord = 64 << 10
+
+// ioBuffer is the bufio size of each direction of a connection.
+const ioBuffer = 64 << 10
+
+// ackEvery bounds how many sequenced frames a receiver takes before it
+// acknowledges, even while more input is buffered.
+const ackEvery = 256
+
+type outFrame struct {
+	seq  uint64
+	typ  byte
+	body []byte
+}
+
+// link is the reliable FIFO channel to one peer incarnation: a window of
+// sequenced frames not yet acknowledged, carried by at most one TCP
+// connection at a time, resumed on reconnect from the peer's last received
+// sequence number. The member with the smaller id dials.
+//
+// mu guards the send side and the connection; recvMu serialises the
+// processing of received records across connections.
+type link struct {
+	b      *Bus
+	peer   bus.MemberID
+	dialer bool
+	done   chan struct{} // closed by close
+	wake   chan struct{} // writer notification, capacity 1
+	redial chan struct{} // dialer notification, capacity 1
+
+	mu       sync.Mutex
+	addr     string
+	closed   bool
+	nextSeq  uint64 // last sequence number assigned
+	acked    uint64 // every frame <= acked is acknowledged
+	win      []outFrame
+	winBytes int
+	sent     uint64 // last sequence number written on the current connection
+	unrel    []outFrame
+	unrelLen int
+	ackDirty bool
+	bye      bool
+	byeSent  chan struct{}
+	space    chan struct{} // closed when the window frees space
+	conn     net.Conn
+	connStop chan struct{}
+	gen      uint64
+
+	recvMu   sync.Mutex
+	recvSeq  atomic.Uint64 // last in-order sequence number received
+	ackQueue uint64        // last recvSeq an ack was requested for (recvMu)
+
+	reconnects    atomic.Uint64
+	retransmitted atomic.Uint64
+	framesOut     atomic.Uint64
+	framesIn      atomic.Uint64
+}
+
+func newLink(b *Bus, peer bus.MemberID) *link {
+	return &link{
+		b:       b,
+		peer:    peer,
+		dialer:  b.self.Compare(peer) < 0,
+		done:    make(chan struct{}),
+		wake:    make(chan struct{}, 1),
+		redial:  make(chan struct{}, 1),
+		space:   make(chan struct{}),
+		byeSent: make(chan struct{}),
+	}
+}
+
+func notify(c chan struct{}) {
+	select {
+	case c <- struct{}{}:
+	default:
+	}
+}
+
+func (l *link) setAddr(addr string) {
+	l.mu.Lock()
+	changed := l.addr != addr
+	l.addr = addr
+	l.mu.Unlock()
+	if changed {
+		notify(l.redial)
+	}
+}
+
+// full reports whether the window has no room for n more bytes.
+func (l *link) full(n int) bool {
+	if len(l.win) == 0 {
+		return false
+	}
+	return len(l.win) >= l.b.cfg.Window || l.winBytes+n > l.b.cfg.WindowBytes
+}
+
+// send appends a sequenced frame to the window. With ctx it waits while
+// the window is full; without (control frames) it never waits. A link
+// closed meanwhile drops the frame: its peer has left.
+func (l *link) send(ctx context.Context, typ byte, body []byte) (uint64, error) {
+	l.mu.Lock()
+	for ctx != nil && !l.closed && l.full(len(body)) {
+		ch := l.space
+		l.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		case <-l.done:
+		case <-l.b.done:
+			return 0, bus.ErrClosed
+		}
+		l.mu.Lock()
+	}
+	if l.closed {
+		l.mu.Unlock()
+		return 0, nil
+	}
+	l.nextSeq++
+	seq := l.nextSeq
+	l.win = append(l.win, outFrame{seq: seq, typ: typ, body: body})
+	l.winBytes += len(body)
+	l.mu.Unlock()
+	notify(l.wake)
+	return seq, nil
+}
+
+// sendUnreliable queues an unsequenced frame, or drops it when the queue is
+// full.
+func (l *link) sendUnreliable(body []byte) bool {
+	l.mu.Lock()
+	if l.closed || l.conn == nil || len(l.unrel) >= l.b.cfg.Window || l.unrelLen+len(body) > l.b.cfg.WindowBytes/4 {
+		l.mu.Unlock()
+		return false
+	}
+	l.unrel = append(l.unrel, outFrame{typ: fUnrel, body: body})
+	l.unrelLen += len(body)
+	l.mu.Unlock()
+	notify(l.wake)
+	return true
+}
+
+func (l *link) sendBye() {
+	l.mu.Lock()
+	l.bye = true
+	hasConn := l.conn != nil
+	l.mu.Unlock()
+	if !hasConn {
+		l.markByeSent()
+	}
+	notify(l.wake)
+}
+
+func (l *link) markByeSent() {
+	select {
+	case <-l.byeSent:
+	default:
+		close(l.byeSent)
+	}
+}
+
+// onAck drops acknowledged frames from the window.
+func (l *link) onAck(n uint64) error {
+	l.mu.Lock()
+	if n > l.nextSeq {
+		l.mu.Unlock()
+		return fmt.Errorf("%w: ack %d beyond %d sent", errMalformed, n, l.nextSeq)
+	}
+	l.ackLocked(n)
+	l.mu.Unlock()
+	l.b.linkAcked()
+	return nil
+}
+
+func (l *link) ackLocked(n uint64) {
+	if l.closed || n <= l.acked {
+		return
+	}
+	k := int(n - l.acked)
+	for i := range k {
+		l.winBytes -= len(l.win[i].body)
+		l.win[i] = outFrame{}
+	}
+	l.win = l.win[k:]
+	if len(l.win) == 0 {
+		l.win = l.win[:0:0]
+	}
+	l.acked = n
+	if l.sent < n {
+		l.sent = n
+	}
+	close(l.space)
+	l.space = make(chan struct{})
+}
+
+// ackedSeq returns the highest acknowledged sequence number.
+func (l *link) ackedSeq() uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.acked
+}
+
+func (l *link) isClosed() bool {
+	select {
+	case <-l.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// close drops the link for good: its peer left.
+func (l *link) close() {
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return
+	}
+	l.closed = true
+	close(l.done)
+	if l.conn != nil {
+		l.conn.Close()
+		close(l.connStop)
+		l.conn = nil
+	}
+	l.win, l.winBytes, l.unrel, l.unrelLen = nil, 0, nil, 0
+	close(l.space)
+	l.space = make(chan struct{})
+	l.mu.Unlock()
+	l.markByeSent()
+}
+
+// attach makes c the link's connection, replacing any other, and resumes
+// from the peer's last received sequence number.
+func (l *link) attach(c net.Conn, r *wire.Reader, w *wire.Writer, peerLast uint64) error {
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		c.Close()
+		return errLinkClosed
+	}
+	if peerLast > l.nextSeq {
+		l.mu.Unlock()
+		c.Close()
+		return fmt.Errorf("%w: peer resumes at %d beyond %d sent", errMalformed, peerLast, l.nextSeq)
+	}
+	if l.conn != nil {
+		l.conn.Close()
+		close(l.connStop)
+	}
+	l.gen++
+	gen, stop := l.gen, make(chan struct{})
+	l.conn, l.connStop = c, stop
+	l.ackLocked(peerLast)
+	if n := len(l.win); n > 0 && l.gen > 1 {
+		l.retransmitted.Add(uint64(n))
+		l.b.stats.retransmitted.Add(uint64(n))
+	}
+	l.sent = l.acked
+	l.ackDirty = true
+	l.mu.Unlock()
+	if gen > 1 {
+		l.reconnects.Add(1)
+	}
+	l.b.log.Debug("link up", "peer", l.peer, "resume", peerLast)
+	l.b.wg.Go(func() { l.readLoop(c, gen, r) })
+	l.b.wg.Go(func() { l.writeLoop(c, gen, stop, w) })
+	notify(l.wake)
+	l.b.linkAcked()
+	return nil
+}
+
+var errLinkClosed = errors.New("cluster: link closed")
+
+// drop closes connection gen after err; the dialer reconnects.
+func (l *link) drop(gen uint64, err error) {
+	l.mu.Lock()
+	if l.gen != gen || l.conn == nil {
+		l.mu.Unlock()
+		return
+	}
+	l.conn.Close()
+	close(l.connStop)
+	l.conn = nil
+	l.mu.Unlock()
+	notify(l.redial)
+	if l.isClosed() || l.b.isClosed() {
+		return
+	}
+	if errors.Is(err, errMalformed) || errors.Is(err, wire.ErrAuth) || errors.Is(err, wire.ErrTooLarge) {
+		l.b.stats.badFrames.Add(1)
+		l.b.log.Warn("link closed: bad input", "peer", l.peer, "err", err)
+	} else {
+		l.b.log.Debug("link down", "peer", l.peer, "err", err)
+	}
+}
+
+func (l *link) writeLoop(c net.Conn, gen uint64, stop chan struct{}, w *wire.Writer) {
+	var batch []outFrame
+	var seqBuf [binary.MaxVarintLen64]byte
+	for {
+		select {
+		case <-l.wake:
+		case <-stop:
+			return
+		}
+		l.mu.Lock()
+		if l.gen != gen || l.conn == nil {
+			l.mu.Unlock()
+			return
+		}
+		ack, sendAck := l.recvSeq.Load(), l.ackDirty
+		l.ackDirty = false
+		batch = batch[:0]
+		if l.sent < l.nextSeq {
+			batch = append(batch, l.win[l.sent-l.acked:]...)
+			l.sent = l.nextSeq
+		}
+		batch = append(batch, l.unrel...)
+		clear(l.unrel)
+		l.unrel, l.unrelLen = l.unrel[:0], 0
+		bye := l.bye
+		l.mu.Unlock()
+
+		body := w.Body()
+		if sendAck {
+			n := binary.PutUvarint(seqBuf[:], ack)
+			body = appendFrame(body, fAck, 0, seqBuf[:n])
+		}
+		var err error
+		for i := range batch {
+			f := &batch[i]
+			if len(body) > 0 && len(body)+len(f.body)+2*binary.MaxVarintLen64 > maxRecord {
+				w.SetBody(body)
+				if err = w.End(); err != nil {
+					break
+				}
+				body = w.Body()
+			}
+			body = appendFrame(body, f.typ, f.seq, f.body)
+			batch[i] = outFrame{}
+		}
+		if err == nil && bye {
+			body = appendFrame(body, fBye, 0, nil)
+		}
+		if err == nil {
+			w.SetBody(body)
+			err = w.End()
+		}
+		if err == nil {
+			err = w.Flush()
+		}
+		if err != nil {
+			l.drop(gen, err)
+			return
+		}
+		l.framesOut.Add(uint64(len(batch)))
+		if bye {
+			l.markByeSent()
+		}
+	}
+}
+
+func (l *link) readLoop(c net.Conn, gen uint64, r *wire.Reader) {
+	for {
+		rec, err := r.Read()
+		if err != nil {
+			l.drop(gen, err)
+			return
+		}
+		l.recvMu.Lock()
+		err = eachFrame(rec, l.handleFrame)
+		var wantAck bool
+		if err == nil {
+			if seq := l.recvSeq.Load(); seq != l.ackQueue && (seq-l.ackQueue >= ackEvery || r.Buffered() == 0) {
+				l.ackQueue = seq
+				wantAck = true
+			}
+		}
+		l.recvMu.Unlock()
+		if err != nil {
+			l.drop(gen, err)
+			return
+		}
+		if wantAck {
+			l.mu.Lock()
+			l.ackDirty = true
+			l.mu.Unlock()
+			notify(l.wake)
+		}
+	}
+}
+
+func (l *link) handleFrame(typ byte, body []byte) error {
+	l.framesIn.Add(1)
+	if sequenced(typ) {
+		seq, n := binary.Uvarint(body)
+		if n <= 0 {
+			return fmt.Errorf("%w: sequence number", errMalformed)
+		}
+		body = body[n:]
+		last := l.recvSeq.Load()
+		if seq <= last {
+			return nil // retransmitted after a reconnect: already processed
+		}
+		if seq != last+1 {
+			return fmt.Errorf("%w: sequence gap: %d after %d", errMalformed, seq, last)
+		}
+		l.recvSeq.Store(seq)
+	}
+	switch typ {
+	case fData, fUnrel:
+		m, err := decodeData(body)
+		if err != nil {
+			return err
+		}
+		if (typ == fUnrel) != (m.Level == bus.Unreliable) {
+			return fmt.Errorf("%w: level %s on frame type %d", errMalformed, m.Level, typ)
+		}
+		l.b.deliver(l.peer, m)
+		return nil
+	case fAck:
+		d := dec{b: body}
+		n := d.uvarint("ack")
+		if err := d.done("ack"); err != nil {
+			return err
+		}
+		return l.onAck(n)
+	case fView:
+		v, err := decodeView(body)
+		if err != nil {
+			return err
+		}
+		l.b.applyView(v)
+		return nil
+	case fState:
+		s, err := decodeState(body)
+		if err != nil {
+			return err
+		}
+		l.b.post(event{kind: evState, id: l.peer, state: s})
+		return nil
+	case fStable:
+		g, seq, err := decodeStable(body)
+		if err != nil {
+			return err
+		}
+		l.b.applyStable(g, seq)
+		return nil
+	case fBye:
+		if len(body) != 0 {
+			return fmt.Errorf("%w: bye with a body", errMalformed)
+		}
+		l.b.post(event{kind: evBye, id: l.peer})
+		return nil
+	default:
+		return fmt.Errorf("%w: unexpected frame type %d", errMalformed, typ)
+	}
+}
+
+// dialLoop keeps the link connected while it lives (dialer side only).
+func (l *link) dialLoop() {
+	backoff := 20 * time.Millisecond
+	t := time.NewTimer(0)
+	defer t.Stop()
+	<-t.C
+	for {
+		l.mu.Lock()
+		idle := l.conn == nil && l.addr != "" && !l.closed
+		addr := l.addr
+		l.mu.Unlock()
+		if !idle {
+			select {
+			case <-l.redial:
+				continue
+			case <-l.done:
+				return
+			}
+		}
+		err := l.b.dial(l, addr)
+		if err == nil {
+			backoff = 20 * time.Millisecond
+			continue
+		}
+		if l.isClosed() || l.b.isClosed() {
+			return
+		}
+		l.b.log.Debug("dial failed", "peer", l.peer, "addr", addr, "err", err)
+		t.Reset(backoff)
+		select {
+		case <-t.C:
+		case <-l.done:
+			return
+		}
+		backoff = min(2*backoff, time.Second)
+	}
+}
+
+func newNonce() [nonceLen]byte {
+	var n [nonceLen]byte
+	rand.Read(n[:])
+	return n
+}
+
+// dial connects to addr and runs the dialer's side of the handshake.
+func (b *Bus) dial(l *link, addr string) error {
+	d := net.Dialer{Timeout: b.cfg.DialTimeout}
+	ctx, cancel := context.WithTimeout(b.ctx, b.cfg.DialTimeout)
+	defer cancel()
+	c, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return err
+	}
+	stop := context.AfterFunc(ctx, func() { c.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
+	mine := hello{Label: b.cfg.Label, From: b.self, To: l.peer, Nonce: newNonce(), Sealed: b.cfg.Key != nil, LastRecv: l.recvSeq.Load()}
+	r, w := b.newRW(c)
+	myHello := mine.encode()
+	if err := w.Write(myHello); err != nil {
+		c.Close()
+		return err
+	}
+	if err := w.Flush(); err != nil {
+		c.Close()
+		return err
+	}
+	p, err := r.Read()
+	if err != nil {
+		c.Close()
+		return fmt.Errorf("handshake: %w", err)
+	}
+	theirs, err := decodeHello(p)
+	if err == nil {
+		err = b.checkHello(theirs)
+	}
+	if err == nil && (theirs.From != l.peer || theirs.To != b.self) {
+		err = fmt.Errorf("%w: hello from %s to %s, want %s to %s", errPeer, theirs.From, theirs.To, l.peer, b.self)
+	}
+	if err != nil {
+		c.Close()
+		b.log.Warn("link refused", "peer", l.peer, "addr", addr, "err", err)
+		return err
+	}
+	if err := b.seal(c, r, w, true, append(myHello, p...)); err != nil {
+		c.Close()
+		b.stats.badFrames.Add(1)
+		b.log.Warn("link refused", "peer", l.peer, "addr", addr, "err", err)
+		return err
+	}
+	if !stop() {
+		c.Close()
+		return ctx.Err()
+	}
+	c.SetDeadline(time.Time{})
+	return l.attach(c, r, w, theirs.LastRecv)
+}
+
+var errPeer = errors.New("cluster: wrong peer")
+var errLabel = errors.New("cluster: cluster label mismatch")
+var errKey = errors.New("cluster: encryption mismatch")
+
+func (b *Bus) newRW(c net.Conn) (*wire.Reader, *wire.Writer) {
+	return wire.NewReader(c, ioBuffer, b.cfg.MaxMessageSize+maxRecord), wire.NewWriter(c, ioBuffer)
+}
+
+func (b *Bus) checkHello(h hello) error {
+	if h.Label != b.cfg.Label {
+		return fmt.Errorf("%w: %q", errLabel, h.Label)
+	}
+	if h.Sealed != (b.cfg.Key != nil) {
+		return fmt.Errorf("%w: peer sealed=%v", errKey, h.Sealed)
+	}
+	return nil
+}
+
+// seal switches the connection to sealed records when the cluster has a
+// key and proves both ends hold it with one empty sealed record each way.
+func (b *Bus) seal(c net.Conn, r *wire.Reader, w *wire.Writer, dialer bool, transcript []byte) error {
+	if b.cfg.Key == nil {
+		return nil
+	}
+	dk, ak, err := wire.Keys(b.cfg.Key, transcript)
+	if err != nil {
+		return err
+	}
+	if dialer {
+		w.Seal(dk)
+		r.Seal(ak)
+	} else {
+		w.Seal(ak)
+		r.Seal(dk)
+	}
+	if err := w.Write(nil); err != nil {
+		return err
+	}
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	p, err := r.Read()
+	if err != nil {
+		return fmt.Errorf("handshake: %w", err)
+	}
+	if len(p) != 0 {
+		return fmt.Errorf("%w: key confirmation", errMalformed)
+	}
+	return nil
+}
+
+// acceptLoop accepts data connections until the listener closes.
+func (b *Bus) acceptLoop() {
+	for {
+		c, err := b.ln.Accept()
+		if err != nil {
+			if !b.isClosed() {
+				b.log.Error("data listener failed", "err", err)
+			}
+			return
+		}
+		b.wg.Go(func() { b.accept(c) })
+	}
+}
+
+// accept runs the acceptor's side of the handshake.
+func (b *Bus) accept(c net.Conn) {
+	c.SetDeadline(time.Now().Add(b.cfg.DialTimeout))
+	stop := context.AfterFunc(b.ctx, func() { c.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
+	r, w := b.newRW(c)
+	fail := func(err error) {
+		c.Close()
+		if !b.isClosed() {
+			if !errors.Is(err, net.ErrClosed) && !errors.Is(err, errLinkClosed) {
+				b.stats.badFrames.Add(1)
+			}
+			b.log.Warn("link refused", "remote", c.RemoteAddr().String(), "err", err)
+		}
+	}
+	p, err := r.Read()
+	if err != nil {
+		fail(fmt.Errorf("handshake: %w", err))
+		return
+	}
+	theirHello := append([]byte(nil), p...)
+	theirs, err := decodeHello(theirHello)
+	if err == nil {
+		err = b.checkHello(theirs)
+	}
+	if err == nil && theirs.To != b.self {
+		err = fmt.Errorf("%w: hello for %s", errPeer, theirs.To)
+	}
+	if err == nil && b.self.Compare(theirs.From) < 0 {
+		err = fmt.Errorf("%w: %s must not dial %s", errPeer, theirs.From, b.self)
+	}
+	var l *link
+	if err == nil {
+		l = b.linkFor(theirs.From, "")
+		if l == nil {
+			err = fmt.Errorf("%w: %s has left", errPeer, theirs.From)
+		}
+	}
+	if err != nil {
+		fail(err)
+		return
+	}
+	mine := hello{Label: b.cfg.Label, From: b.self, To: theirs.From, Nonce: newNonce(), Sealed: b.cfg.Key != nil, LastRecv: l.recvSeq.Load()}
+	myHello := mine.encode()
+	if err := w.Write(myHello); err != nil {
+		c.Close()
+		return
+	}
+	if err := w.Flush(); err != nil {
+		c.Close()
+		return
+	}
+	if err := b.seal(c, r, w, false, append(theirHello, myHello...)); err != nil {
+		fail(err)
+		return
+	}
+	if !stop() {
+		c.Close()
+		return
+	}
+	c.SetDeadline(time.Time{})
+	if err := l.attach(c, r, w, theirs.LastRecv); err != nil && !errors.Is(err, errLinkClosed) {
+		fail(err)
+	}
+}

@@ -1,0 +1,575 @@
+package cluster
+
+import (
+	"cmp"
+	"context"
+	"log"
+	"log/slog"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+	"github.com/peerscale/peerscale/bus"
+)
+
+type evKind uint8
+
+const (
+	evJoin  evKind = iota + 1 // memberlist: a member is alive
+	evLeave                   // memberlist: a member left or died
+	evBye                     // a linked member said goodbye
+	evState                   // a member's state (to the coordinator)
+	evLocal                   // this member's joined groups changed
+	evAck                     // a link acknowledged frames
+)
+
+type event struct {
+	kind  evKind
+	id    bus.MemberID
+	meta  meta
+	addr  string // memberlist address
+	state stateMsg
+}
+
+type recentNode struct {
+	addr string
+	at   time.Time
+}
+
+// post queues an event for the manager. It never blocks: memberlist calls
+// it holding its node lock.
+func (b *Bus) post(e event) {
+	b.evMu.Lock()
+	b.evs = append(b.evs, e)
+	b.evMu.Unlock()
+	notify(b.evWake)
+}
+
+func (b *Bus) linkAcked() {
+	if b.tracking.Load() > 0 && !b.ackPending.Swap(true) {
+		b.post(event{kind: evAck})
+	}
+}
+
+// delegate serves memberlist: static node metadata and nothing else.
+type delegate struct{ meta []byte }
+
+func (d *delegate) NodeMeta(int) []byte                 { return d.meta }
+func (d *delegate) NotifyMsg([]byte)                    {}
+func (d *delegate) GetBroadcasts(int, int) [][]byte     { return nil }
+func (d *delegate) LocalState(bool) []byte              { return nil }
+func (d *delegate) MergeRemoteState(buf []byte, _ bool) {}
+
+// events turns memberlist's callbacks into manager events.
+type events struct{ b *Bus }
+
+func (e *events) node(n *memberlist.Node) (event, bool) {
+	id, err := bus.ParseMemberID(n.Name)
+	if err != nil {
+		e.b.log.Debug("ignoring node", "node", n.Name, "err", err)
+		return event{}, false
+	}
+	m, err := decodeMeta(n.Meta)
+	if err != nil || m.Incarnation != id.Incarnation {
+		e.b.log.Debug("ignoring node with bad metadata", "node", n.Name, "err", err)
+		return event{}, false
+	}
+	return event{id: id, meta: m, addr: n.Address()}, true
+}
+
+func (e *events) NotifyJoin(n *memberlist.Node) {
+	if ev, ok := e.node(n); ok {
+		ev.kind = evJoin
+		e.b.post(ev)
+	}
+}
+
+func (e *events) NotifyLeave(n *memberlist.Node) {
+	if ev, ok := e.node(n); ok {
+		ev.kind = evLeave
+		e.b.post(ev)
+	}
+}
+
+func (e *events) NotifyUpdate(*memberlist.Node) {}
+
+// mlHandler re-levels memberlist's "[LEVEL] memberlist: ..." lines.
+type mlHandler struct{ slog.Handler }
+
+func (h mlHandler) Enabled(context.Context, slog.Level) bool { return true }
+
+func (h mlHandler) Handle(ctx context.Context, r slog.Record) error {
+	msg, level := r.Message, slog.LevelInfo
+	for _, p := range []struct {
+		tag string
+		l   slog.Level
+	}{{"[DEBUG] ", slog.LevelDebug}, {"[INFO] ", slog.LevelInfo}, {"[WARN] ", slog.LevelWarn}, {"[ERR] ", slog.LevelError}, {"[ERROR] ", slog.LevelError}} {
+		if i := strings.Index(msg, p.tag); i >= 0 {
+			msg, level = msg[i+len(p.tag):], p.l
+			break
+		}
+	}
+	if !h.Handler.Enabled(ctx, level) {
+		return nil
+	}
+	nr := slog.NewRecord(r.Time, level, msg, r.PC)
+	return h.Handler.Handle(ctx, nr)
+}
+
+func (b *Bus) memberlistConfig() *memberlist.Config {
+	c := memberlist.DefaultLocalConfig()
+	c.Name = b.self.String()
+	c.BindAddr = b.cfg.BindAddr
+	c.BindPort = b.cfg.GossipPort
+	c.AdvertisePort = b.cfg.GossipPort
+	c.ProbeInterval = b.cfg.ProbeInterval
+	c.ProbeTimeout = b.cfg.ProbeTimeout
+	c.SuspicionMult = b.cfg.SuspicionMult
+	c.GossipInterval = b.cfg.GossipInterval
+	c.TCPTimeout = b.cfg.DialTimeout
+	c.Label = b.cfg.Label
+	if b.cfg.Key != nil {
+		c.SecretKey = b.cfg.Key
+	}
+	c.Delegate = &delegate{meta: b.meta.encode()}
+	c.Events = &events{b: b}
+	c.Logger = log.New(logWriter{b.log}, "", 0)
+	c.LogOutput = nil
+	if b.cfg.Memberlist != nil {
+		b.cfg.Memberlist(c)
+	}
+	return c
+}
+
+// logWriter bridges memberlist's log.Logger to slog.
+type logWriter struct{ l *slog.Logger }
+
+func (w logWriter) Write(p []byte) (int, error) {
+	h := mlHandler{w.l.With("subsystem", "memberlist").Handler()}
+	slog.NewLogLogger(h, slog.LevelInfo).Print(strings.TrimSuffix(string(p), "\n"))
+	return len(p), nil
+}
+
+// member is a live member as the manager sees it.
+type member struct {
+	id   bus.MemberID
+	meta meta
+	addr string
+}
+
+// tracker follows one installed view until every live member acknowledged
+// it, then tells them it is stable.
+type tracker struct {
+	group string
+	seq   uint64
+	waits map[*link]uint64
+	until time.Time
+}
+
+// manager runs the membership and coordinator logic in one goroutine.
+type manager struct {
+	b        *Bus
+	alive    map[bus.MemberID]member
+	coord    bus.MemberID
+	syncing  bool
+	syncWait map[bus.MemberID]bool
+	syncEnd  time.Time
+	wants    map[bus.MemberID]map[string]bool
+	floor    map[string]uint64
+	trackers []*tracker
+	lastTick time.Time
+}
+
+func (b *Bus) manage() {
+	m := &manager{
+		b:     b,
+		alive: make(map[bus.MemberID]member),
+		coord: b.self,
+		wants: make(map[bus.MemberID]map[string]bool),
+		floor: make(map[string]uint64),
+	}
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-b.evWake:
+		case <-tick.C:
+			m.tick()
+		case <-b.done:
+			return
+		}
+		b.evMu.Lock()
+		evs := b.evs
+		b.evs = nil
+		b.evMu.Unlock()
+		for _, e := range evs {
+			m.handle(e)
+		}
+		m.electCoordinator()
+		m.flush()
+		m.checkTrackers()
+	}
+}
+
+func (m *manager) isCoord() bool { return m.coord == m.b.self }
+
+func (m *manager) handle(e event) {
+	b := m.b
+	switch e.kind {
+	case evJoin:
+		if e.id == b.self {
+			return
+		}
+		b.mu.RLock()
+		_, dead := b.tomb[e.id]
+		b.mu.RUnlock()
+		if dead {
+			return
+		}
+		m.alive[e.id] = member{id: e.id, meta: e.meta, addr: e.addr}
+		b.recentMu.Lock()
+		delete(b.recent, e.id)
+		b.liveAddrs[e.addr] = true
+		b.recentMu.Unlock()
+		b.linkFor(e.id, e.meta.DataAddr)
+		b.log.Info("member up", "peer", e.id.String())
+	case evLeave, evBye:
+		if e.id == b.self {
+			return
+		}
+		mem, ok := m.alive[e.id]
+		delete(m.alive, e.id)
+		delete(m.wants, e.id)
+		delete(m.syncWait, e.id)
+		if ok && mem.addr != "" {
+			b.recentMu.Lock()
+			b.recent[e.id] = recentNode{addr: mem.addr, at: time.Now()}
+			delete(b.liveAddrs, mem.addr)
+			b.recentMu.Unlock()
+		}
+		b.removeLink(e.id)
+		if ok {
+			b.log.Info("member down", "peer", e.id.String(), "bye", e.kind == evBye)
+		}
+	case evState:
+		if !m.isCoord() {
+			return
+		}
+		b.mu.RLock()
+		_, dead := b.tomb[e.id]
+		b.mu.RUnlock()
+		if !dead {
+			m.reconcile(e.id, e.state)
+		}
+	case evLocal:
+		st := b.localState()
+		if m.isCoord() {
+			m.reconcile(b.self, st)
+		} else {
+			m.sendState(st)
+		}
+	case evAck:
+		b.ackPending.Store(false)
+	}
+}
+
+func older(a, b member) int {
+	if c := cmp.Compare(a.meta.Boot, b.meta.Boot); c != 0 {
+		return c
+	}
+	return a.id.Compare(b.id)
+}
+
+// electCoordinator makes the oldest live member the coordinator.
+func (m *manager) electCoordinator() {
+	b := m.b
+	best := member{id: b.self, meta: b.meta}
+	for _, mem := range m.alive {
+		if older(mem, best) < 0 {
+			best = mem
+		}
+	}
+	b.mu.Lock()
+	b.nalive = len(m.alive) + 1
+	b.coord = best.id
+	b.mu.Unlock()
+	if best.id == m.coord {
+		return
+	}
+	m.coord = best.id
+	b.log.Info("coordinator", "coord", best.id.String())
+	m.trackers = nil
+	b.tracking.Store(0)
+	st := b.localState()
+	if best.id != b.self {
+		m.sendState(st)
+		return
+	}
+	// Take over: collect every member's state before installing views.
+	m.wants = map[bus.MemberID]map[string]bool{}
+	m.syncWait = make(map[bus.MemberID]bool)
+	for id := range m.alive {
+		m.syncWait[id] = true
+	}
+	m.syncing = len(m.syncWait) > 0
+	m.syncEnd = time.Now().Add(b.cfg.SyncTimeout)
+	m.reconcile(b.self, st)
+}
+
+func (m *manager) sendState(st stateMsg) {
+	if l := m.b.linkFor(m.coord, ""); l != nil {
+		l.send(nil, fState, st.encode())
+	}
+}
+
+func (b *Bus) localState() stateMsg {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	st := stateMsg{Joined: slices.Sorted(maps.Keys(b.joined))}
+	for _, g := range slices.Sorted(maps.Keys(b.known)) {
+		st.Views = append(st.Views, *b.known[g])
+	}
+	return st
+}
+
+// pending reports whether this member waits for the coordinator: a join
+// without its first view, or a leave not yet installed.
+func (b *Bus) pending() bool {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	for _, h := range b.joined {
+		if h.firstView() == 0 {
+			return true
+		}
+	}
+	for g, v := range b.known {
+		if _, ok := b.joined[g]; !ok && slices.Contains(v.Members, b.self) {
+			return true
+		}
+	}
+	return false
+}
+
+// reconcile records what member id wants and brings it up to date.
+func (m *manager) reconcile(id bus.MemberID, st stateMsg) {
+	b := m.b
+	w := make(map[string]bool, len(st.Joined))
+	for _, g := range st.Joined {
+		w[g] = true
+	}
+	m.wants[id] = w
+	delete(m.syncWait, id)
+	reported := make(map[string]uint64, len(st.Views))
+	for _, v := range st.Views {
+		reported[v.Group] = v.ID.Seq
+		m.floor[v.Group] = max(m.floor[v.Group], v.ID.Seq)
+		b.applyView(v) // a view of a former coordinator this one missed
+	}
+	if id == b.self {
+		return
+	}
+	l := b.linkFor(id, "")
+	if l == nil {
+		return
+	}
+	b.mu.RLock()
+	var stale []viewMsg
+	for g, v := range b.known {
+		if reported[g] < v.ID.Seq {
+			stale = append(stale, *v)
+		}
+	}
+	b.mu.RUnlock()
+	for _, v := range stale {
+		l.send(nil, fView, v.append(nil))
+	}
+}
+
+func (m *manager) tick() {
+	b := m.b
+	now := time.Now()
+	if m.syncing && now.After(m.syncEnd) {
+		b.log.Debug("state sync timed out", "missing", len(m.syncWait))
+		m.syncWait = nil
+	}
+	if now.Sub(m.lastTick) >= 500*time.Millisecond {
+		m.lastTick = now
+		if b.pending() {
+			b.post(event{kind: evLocal})
+		}
+	}
+}
+
+// target computes the members group g should have: the current order,
+// without the members that left or do not want it, then the newcomers
+// oldest first.
+func (m *manager) target(g string, cur []bus.MemberID) []bus.MemberID {
+	self := member{id: m.b.self, meta: m.b.meta}
+	lookup := func(id bus.MemberID) (member, bool) {
+		if id == self.id {
+			return self, true
+		}
+		mem, ok := m.alive[id]
+		return mem, ok
+	}
+	var out []bus.MemberID
+	for _, id := range cur {
+		if _, ok := lookup(id); !ok {
+			continue
+		}
+		if w, ok := m.wants[id]; ok && !w[g] {
+			continue
+		}
+		out = append(out, id)
+	}
+	var fresh []member
+	for id, w := range m.wants {
+		if !w[g] || slices.Contains(out, id) {
+			continue
+		}
+		if mem, ok := lookup(id); ok {
+			fresh = append(fresh, mem)
+		}
+	}
+	slices.SortFunc(fresh, older)
+	for _, mem := range fresh {
+		out = append(out, mem.id)
+	}
+	return out
+}
+
+// flush installs a new view for every group whose membership changed.
+func (m *manager) flush() {
+	b := m.b
+	if !m.isCoord() {
+		return
+	}
+	if m.syncing {
+		if len(m.syncWait) > 0 {
+			return
+		}
+		m.syncing = false
+	}
+	b.mu.RLock()
+	groups := make(map[string]*viewMsg, len(b.known))
+	maps.Copy(groups, b.known)
+	b.mu.RUnlock()
+	for _, w := range m.wants {
+		for g := range w {
+			if _, ok := groups[g]; !ok {
+				groups[g] = nil
+			}
+		}
+	}
+	for _, g := range slices.Sorted(maps.Keys(groups)) {
+		cur := groups[g]
+		var members []bus.MemberID
+		if cur != nil {
+			members = cur.Members
+		}
+		t := m.target(g, members)
+		if cur != nil && slices.Equal(t, cur.Members) {
+			continue
+		}
+		if cur == nil && len(t) == 0 {
+			continue
+		}
+		m.install(g, cur, t)
+	}
+}
+
+func (m *manager) install(g string, cur *viewMsg, members []bus.MemberID) {
+	b := m.b
+	v := viewMsg{Group: g, ID: bus.ViewID{Seq: m.floor[g] + 1, Coord: b.self}, Members: members}
+	if cur != nil {
+		v.ID.Seq = max(v.ID.Seq, cur.ID.Seq+1)
+		v.Previous = []bus.ViewID{cur.ID}
+	}
+	m.floor[g] = v.ID.Seq
+	body := v.append(nil)
+	tr := &tracker{group: g, seq: v.ID.Seq, waits: make(map[*link]uint64), until: time.Now().Add(b.cfg.SyncTimeout)}
+	b.mu.RLock()
+	links := slices.Collect(maps.Values(b.links))
+	b.mu.RUnlock()
+	for _, l := range links {
+		if seq, _ := l.send(nil, fView, body); seq != 0 {
+			tr.waits[l] = seq
+		}
+	}
+	b.applyView(v)
+	b.stats.installed.Add(1)
+	b.log.Debug("view installed", "group", g, "view", v.ID.String(), "members", len(members))
+	m.trackers = append(m.trackers, tr)
+	b.tracking.Store(int32(len(m.trackers)))
+}
+
+// checkTrackers announces the views every live member acknowledged.
+func (m *manager) checkTrackers() {
+	if len(m.trackers) == 0 {
+		return
+	}
+	b := m.b
+	now := time.Now()
+	kept := m.trackers[:0]
+	for _, tr := range m.trackers {
+		for l, seq := range tr.waits {
+			if l.isClosed() || l.ackedSeq() >= seq {
+				delete(tr.waits, l)
+			}
+		}
+		if len(tr.waits) > 0 && now.Before(tr.until) {
+			kept = append(kept, tr)
+			continue
+		}
+		body := encodeStable(tr.group, tr.seq)
+		b.mu.RLock()
+		links := slices.Collect(maps.Values(b.links))
+		b.mu.RUnlock()
+		for _, l := range links {
+			l.send(nil, fStable, body)
+		}
+		b.applyStable(tr.group, tr.seq)
+	}
+	clear(m.trackers[len(kept):])
+	m.trackers = kept
+	b.tracking.Store(int32(len(kept)))
+}
+
+// rejoinLoop joins the seeds and the recently seen members again, so
+// that the cluster re-merges after a partition longer than memberlist
+// remembers dead members.
+func (b *Bus) rejoinLoop() {
+	t := time.NewTicker(b.cfg.RejoinInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+		case <-b.done:
+			return
+		}
+		var addrs []string
+		b.recentMu.Lock()
+		live := b.liveAddrs
+		for id, r := range b.recent {
+			if time.Since(r.at) > 10*time.Minute {
+				delete(b.recent, id)
+			} else if !live[r.addr] && !slices.Contains(addrs, r.addr) {
+				addrs = append(addrs, r.addr)
+			}
+		}
+		for _, s := range b.cfg.Seeds {
+			if !live[s] && !slices.Contains(addrs, s) {
+				addrs = append(addrs, s)
+			}
+		}
+		b.recentMu.Unlock()
+		if len(addrs) == 0 {
+			continue
+		}
+		if n, err := b.ml.Join(addrs); err != nil {
+			b.log.Debug("rejoin", "addrs", addrs, "joined", n, "err", err)
+		}
+	}
+}
