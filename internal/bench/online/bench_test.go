@@ -1,0 +1,190 @@
+package onlinebench
+
+import (
+	"math/rand/v2"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/peerscale/peerscale/online"
+)
+
+const (
+	benchUsers  = 100_000
+	benchURLs   = 10_000
+	benchWindow = 30 * time.Minute
+)
+
+type trace struct {
+	users, urls []string
+	u, p        []int32
+	dt          []int64
+	span        int64
+}
+
+// newTrace: users uniform over 100,000, URLs Zipf (s = 1.1) over 10,000,
+// 5,000 hits/s of trace time, one hit in ten up to 2 s late.
+func newTrace(n int) *trace {
+	rng := rand.New(rand.NewPCG(1, 2))
+	z := rand.NewZipf(rng, 1.1, 1, benchURLs-1)
+	tr := &trace{u: make([]int32, n), p: make([]int32, n), dt: make([]int64, n)}
+	for i := range benchUsers {
+		tr.users = append(tr.users, "user-"+strconv.Itoa(1_000_000+i))
+	}
+	for i := range benchURLs {
+		tr.urls = append(tr.urls, "/articles/"+strconv.Itoa(i)+".html")
+	}
+	for i := range n {
+		tr.u[i] = int32(rng.IntN(benchUsers))
+		tr.p[i] = int32(z.Uint64())
+		t := int64(i) / 5
+		if rng.IntN(10) == 0 {
+			t -= rng.Int64N(2000)
+		}
+		tr.dt[i] = t
+	}
+	tr.span = int64(n)/5 + 2000
+	return tr
+}
+
+type index interface {
+	Hit(user, url string, t time.Time) bool
+	Expire() int
+	Count() int
+}
+
+type variant struct {
+	name  string
+	new   func(now func() time.Time) index
+	query func(x index, url string) int
+}
+
+func variants() []variant {
+	var sv []online.Visit
+	var bv []visit
+	return []variant{
+		{
+			name: "skiplist",
+			new: func(now func() time.Time) index {
+				return online.NewIndex(online.Config{Window: benchWindow, Now: now})
+			},
+			query: func(x index, url string) int {
+				sv = x.(*online.Index).AppendOnURL(sv[:0], url, 30)
+				return len(sv)
+			},
+		},
+		{
+			name: "btree",
+			new: func(now func() time.Time) index {
+				return newBTreeIndex(benchWindow, now)
+			},
+			query: func(x index, url string) int {
+				bv = x.(*btreeIndex).AppendOnURL(bv[:0], url, 30)
+				return len(bv)
+			},
+		},
+	}
+}
+
+func fill(v variant, tr *trace, now *time.Time) index {
+	x := v.new(func() time.Time { return *now })
+	start := now.Add(-benchWindow / 2)
+	step := (benchWindow / 2) / benchUsers
+	for i, u := range tr.users {
+		x.Hit(u, tr.urls[tr.p[i%len(tr.p)]], start.Add(time.Duration(i)*step))
+	}
+	return x
+}
+
+// BenchmarkHit runs the same trace through both variants: 100,000 users
+// online, Expire every 64 hits.
+func BenchmarkHit(b *testing.B) {
+	tr := newTrace(1 << 20)
+	for _, v := range variants() {
+		b.Run(v.name, func(b *testing.B) {
+			now := time.UnixMilli(1_800_000_000_000)
+			x := fill(v, tr, &now)
+			b.ReportAllocs()
+			i, off := 0, now.UnixMilli()
+			for b.Loop() {
+				ms := off + tr.dt[i]
+				x.Hit(tr.users[tr.u[i]], tr.urls[tr.p[i]], time.UnixMilli(ms))
+				if i%64 == 0 {
+					now = time.UnixMilli(ms)
+					x.Expire()
+				}
+				if i++; i == len(tr.u) {
+					i, off = 0, off+tr.span
+				}
+			}
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "hits/s")
+			if x.Count() < benchUsers/2 {
+				b.Fatalf("%d users online", x.Count())
+			}
+		})
+	}
+}
+
+// BenchmarkOnURL30 asks for the 30 newest users of URLs drawn like the
+// hits (popular URLs more often).
+func BenchmarkOnURL30(b *testing.B) {
+	tr := newTrace(1 << 16)
+	for _, v := range variants() {
+		b.Run(v.name, func(b *testing.B) {
+			now := time.UnixMilli(1_800_000_000_000)
+			x := fill(v, tr, &now)
+			b.ReportAllocs()
+			i, n := 0, 0
+			for b.Loop() {
+				n += v.query(x, tr.urls[tr.p[i]])
+				if i++; i == len(tr.p) {
+					i = 0
+				}
+			}
+			if n == 0 {
+				b.Fatal("no results")
+			}
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "queries/s")
+		})
+	}
+}
+
+// TestVariantsAgree checks that the B-tree variant answers like the
+// index, so the benchmark compares equal work.
+func TestVariantsAgree(t *testing.T) {
+	tr := newTrace(1 << 14)
+	now := time.UnixMilli(1_800_000_000_000)
+	vs := variants()
+	s := vs[0].new(func() time.Time { return now }).(*online.Index)
+	bt := vs[1].new(func() time.Time { return now }).(*btreeIndex)
+	off := now.UnixMilli() - benchWindow.Milliseconds()/2
+	for i := range tr.u {
+		ms := off + tr.dt[i]*100
+		a := s.Hit(tr.users[tr.u[i]], tr.urls[tr.p[i]], time.UnixMilli(ms))
+		c := bt.Hit(tr.users[tr.u[i]], tr.urls[tr.p[i]], time.UnixMilli(ms))
+		if a != c {
+			t.Fatalf("hit %d: skiplist %v, btree %v", i, a, c)
+		}
+		if i%100 == 0 {
+			now = time.UnixMilli(ms)
+			if a, c := s.Expire(), bt.Expire(); a != c {
+				t.Fatalf("expire at %d: skiplist %d, btree %d", i, a, c)
+			}
+		}
+	}
+	if s.Count() != bt.Count() || s.Count() == 0 {
+		t.Fatalf("count: skiplist %d, btree %d", s.Count(), bt.Count())
+	}
+	for _, url := range tr.urls[:50] {
+		a := s.OnURL(url, 30)
+		c := bt.AppendOnURL(nil, url, 30)
+		if len(a) != len(c) {
+			t.Fatalf("%s: %d vs %d users", url, len(a), len(c))
+		}
+		for j := range a {
+			if a[j].User != c[j].User || !a[j].Time.Equal(c[j].Time) {
+				t.Fatalf("%s #%d: %v vs %v", url, j, a[j], c[j])
+			}
+		}
+	}
+}
