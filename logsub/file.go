@@ -298,11 +298,16 @@ func (f *File) Close() error {
 	return f.closeFile()
 }
 
-// abandon closes the descriptor without flushing or syncing, losing
-// buffered lines as a killed process would.
-func (f *File) abandon() {
+// abandon closes the descriptor without syncing, as a killed process
+// would. With torn, it first writes the buffered lines and a partial line
+// (a write cut short); otherwise buffered lines are lost.
+func (f *File) abandon(torn bool) {
 	f.closed = true
 	if f.f != nil {
+		if torn && f.w != nil {
+			f.w.WriteString("127.0.0.1 - - [torn")
+			f.w.Flush()
+		}
 		f.f.Close()
 		f.f = nil
 	}

@@ -1,6 +1,7 @@
 package logsub
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -68,14 +69,17 @@ type StoreConfig struct {
 	Logger *slog.Logger
 }
 
-// Ack tells a publisher which of its records a durable logger holds on
-// stable storage.
-type Ack struct {
+// Position is how far a Store holds one publisher epoch (a stream).
+type Position struct {
 	Group     string
 	Publisher string
 	Epoch     uint64
-	// Ranges are the sequence numbers held, sorted and disjoint.
-	Ranges []SeqRange
+	// Next is one more than the highest sequence number below which the
+	// Store holds every record of the stream (1 when it holds none from the
+	// start).
+	Next uint64
+	// Gap reports records held above a missing one (Next is a hole).
+	Gap bool
 }
 
 // StoreStats is a snapshot of a Store's counters.
@@ -86,7 +90,7 @@ type StoreStats struct {
 	Bytes      uint64 // bytes written, newlines included
 	Commits    uint64 // commits (fsync + state file)
 	Truncated  int64  // bytes cut from files on open (written after the last commit)
-	Forgotten  uint64 // sequence numbers declared seen to bound memory
+	Forgotten  uint64 // sequence numbers declared seen: to bound memory, or holes given up by Skip
 	PipeErrors uint64 // failed writes to pipes (the command is restarted)
 	Files      int    // files open
 }
@@ -279,6 +283,7 @@ func (s *Store) Write(r *Record) (bool, error) {
 			es = &epochState{}
 			s.seen[k] = es
 		}
+		es.dirty = true
 		if es.seen.contains(r.Seq) {
 			s.stats.Duplicates++
 			return false, nil
@@ -382,10 +387,11 @@ func (s *Store) commitLocked() error {
 	return writeState(s.cfg.StateFile, st)
 }
 
-// Commit syncs every file to stable storage, records the committed state,
-// and returns an Ack for each publisher epoch written since the last Commit.
-// Only a durable Store (StateFile set) returns acks.
-func (s *Store) Commit() ([]Ack, error) {
+// Commit syncs every file to stable storage and records the committed
+// state. When the Store is durable it returns the Position of every stream
+// that received records (duplicates included) since the last Commit: what
+// a logger acknowledges.
+func (s *Store) Commit() ([]Position, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
@@ -397,28 +403,76 @@ func (s *Store) Commit() ([]Ack, error) {
 	if s.cfg.StateFile == "" {
 		return nil, nil
 	}
-	var acks []Ack
+	var ps []Position
 	for k, e := range s.seen {
 		if e.dirty {
 			e.dirty = false
-			acks = append(acks, Ack{Group: k.group, Publisher: k.publisher, Epoch: k.epoch, Ranges: e.seen.ranges()})
+			ps = append(ps, e.position(k))
 		}
 	}
-	slices.SortFunc(acks, func(a, b Ack) int {
-		return strings.Compare(a.Group+"\x00"+a.Publisher, b.Group+"\x00"+b.Publisher)
-	})
-	return acks, nil
+	sortPositions(ps)
+	return ps, nil
 }
 
-// Held returns the sequence ranges of a publisher epoch this Store has
-// written (committed or not).
-func (s *Store) Held(group, publisher string, epoch uint64) []SeqRange {
+// Positions returns the Position of every stream the Store remembers,
+// committed or not.
+func (s *Store) Positions() []Position {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if e := s.seen[epochKey{group, publisher, epoch}]; e != nil {
-		return e.seen.ranges()
+	ps := make([]Position, 0, len(s.seen))
+	for k, e := range s.seen {
+		ps = append(ps, e.position(k))
 	}
-	return nil
+	sortPositions(ps)
+	return ps
+}
+
+func sortPositions(ps []Position) {
+	slices.SortFunc(ps, func(a, b Position) int {
+		if c := strings.Compare(a.Group, b.Group); c != 0 {
+			return c
+		}
+		if c := strings.Compare(a.Publisher, b.Publisher); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.Epoch, b.Epoch)
+	})
+}
+
+func (e *epochState) position(k epochKey) Position {
+	p := Position{Group: k.group, Publisher: k.publisher, Epoch: k.epoch, Next: 1}
+	r := e.seen.r
+	if len(r) > 0 && r[0].Lo == 1 {
+		p.Next = r[0].Hi + 1
+		p.Gap = len(r) > 1
+	} else {
+		p.Gap = len(r) > 0
+	}
+	return p
+}
+
+// Skip gives up the records of a stream below its lowest held record
+// above Next: they are counted in Stats.Forgotten and, if they arrive
+// later, dropped as duplicates. A logger skips a hole that retransmission
+// did not fill (the publisher no longer has the records).
+func (s *Store) Skip(group, publisher string, epoch uint64) Position {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	k := epochKey{group, publisher, epoch}
+	e := s.seen[k]
+	if e == nil {
+		return Position{Group: group, Publisher: publisher, Epoch: epoch, Next: 1}
+	}
+	if r := e.seen.r; len(r) > 0 {
+		if r[0].Lo > 1 {
+			s.stats.Forgotten += r[0].Lo - 1
+			e.seen.r[0].Lo = 1
+		} else if len(r) > 1 {
+			s.stats.Forgotten += e.seen.squeeze(len(r) - 1)
+		}
+	}
+	e.dirty = true
+	return e.position(k)
 }
 
 // Reopen closes and reopens every file (after logrotate moved them) and
@@ -481,18 +535,29 @@ func (s *Store) closeLocked(commit bool) error {
 	return errors.Join(errs...)
 }
 
-// crash closes every descriptor without flushing or committing, as a
-// killed process would leave things.
-func (s *Store) crash() {
+// crash closes every descriptor without committing, as a killed process
+// would leave things (see File.abandon for torn).
+func (s *Store) crash(torn bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.closed = true
 	for _, o := range s.outs {
 		for _, f := range o.files {
-			f.abandon()
+			f.abandon(torn)
 		}
 		if o.pipe != nil {
 			o.pipe.close()
 		}
 	}
+}
+
+// Held returns the sequence ranges of a stream this Store has written
+// (committed or not).
+func (s *Store) Held(group, publisher string, epoch uint64) []SeqRange {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if e := s.seen[epochKey{group, publisher, epoch}]; e != nil {
+		return e.seen.ranges()
+	}
+	return nil
 }

@@ -66,7 +66,7 @@ func TestStoreCrashTruncatesAndDedupes(t *testing.T) {
 	}
 	acks, err := s.Commit()
 	require.NoError(t, err)
-	assert.Equal(t, []Ack{{Group: "g", Publisher: "p", Epoch: 7, Ranges: []SeqRange{{1, 10}}}}, acks)
+	assert.Equal(t, []Position{{Group: "g", Publisher: "p", Epoch: 7, Next: 11}}, acks)
 	acks, err = s.Commit()
 	require.NoError(t, err)
 	assert.Empty(t, acks, "nothing new to acknowledge")
@@ -74,15 +74,12 @@ func TestStoreCrashTruncatesAndDedupes(t *testing.T) {
 		_, err := s.Write(rec("g", "p", 7, i, "v", 200))
 		require.NoError(t, err)
 	}
-	// Lines 11-15 reach the file but are never committed.
-	for _, o := range s.outs {
-		for _, f := range o.files {
-			require.NoError(t, f.Flush())
-		}
-	}
-	s.crash()
+	// Lines 11-15 reach the file but are never committed, and the last
+	// write is torn.
+	s.crash(true)
 	data, _ := os.ReadFile(filepath.Join(dir, "log"))
 	require.Equal(t, 15, strings.Count(string(data), "\n"))
+	require.True(t, strings.HasSuffix(string(data), "[torn"))
 
 	s, err = OpenStore(outs, cfg)
 	require.NoError(t, err)
@@ -104,6 +101,30 @@ func TestStoreCrashTruncatesAndDedupes(t *testing.T) {
 	}
 }
 
+func TestStorePositionsAndSkip(t *testing.T) {
+	dir := t.TempDir()
+	s, err := OpenStore([]Output{{File: filepath.Join(dir, "log")}}, StoreConfig{StateFile: filepath.Join(dir, "state")})
+	require.NoError(t, err)
+	defer s.Close()
+	for _, q := range []uint64{3, 4, 6} {
+		_, err := s.Write(rec("g", "p", 1, q, "v", 200))
+		require.NoError(t, err)
+	}
+	ps, err := s.Commit()
+	require.NoError(t, err)
+	assert.Equal(t, []Position{{Group: "g", Publisher: "p", Epoch: 1, Next: 1, Gap: true}}, ps)
+	assert.Equal(t, Position{Group: "g", Publisher: "p", Epoch: 1, Next: 5, Gap: true}, s.Skip("g", "p", 1))
+	assert.Equal(t, Position{Group: "g", Publisher: "p", Epoch: 1, Next: 7}, s.Skip("g", "p", 1))
+	assert.Equal(t, uint64(3), s.Stats().Forgotten)
+	ok, err := s.Write(rec("g", "p", 1, 5, "v", 200))
+	require.NoError(t, err)
+	assert.False(t, ok, "a skipped record is a duplicate")
+	ps, err = s.Commit()
+	require.NoError(t, err)
+	assert.Equal(t, []Position{{Group: "g", Publisher: "p", Epoch: 1, Next: 7}}, ps, "duplicates are acknowledged again")
+	assert.Equal(t, ps, s.Positions())
+}
+
 func TestStoreRotationCommits(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		dir := t.TempDir()
@@ -120,7 +141,7 @@ func TestStoreRotationCommits(t *testing.T) {
 		st, err := readState(cfg.StateFile)
 		require.NoError(t, err)
 		assert.Equal(t, []stateFile{{Path: filepath.Join(dir, "log.01"), Offset: 0}}, st.Files)
-		s.crash()
+		s.crash(false)
 		s, err = OpenStore(outs, cfg)
 		require.NoError(t, err)
 		assert.Equal(t, []SeqRange{{1, 1}}, s.Held("g", "p", 1))

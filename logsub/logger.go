@@ -1,0 +1,432 @@
+package logsub
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/peerscale/peerscale/bus"
+	"github.com/peerscale/peerscale/internal/logwire"
+)
+
+// Config configures a Logger. The zero value is valid: a non-durable logger
+// named after the host that syncs every 100 ms.
+type Config struct {
+	// Name identifies the logger in its acknowledgements; publishers count
+	// one name once towards their quorum, so it must be stable across
+	// restarts and distinct per copy of the logs. Empty means the host
+	// name.
+	Name string
+	// Store configures the files. Store.StateFile makes the logger durable:
+	// only a durable logger acknowledges records.
+	Store StoreConfig
+	// FsyncInterval is how often the logger commits its files and
+	// acknowledges. Zero means 100 ms.
+	FsyncInterval time.Duration
+	// GapTimeout is how long a hole in a stream may stay unfilled after the
+	// logger asked for a retransmission before it gives the missing records
+	// up (Stats.Forgotten) and acknowledges past them. Zero means 10 s.
+	GapTimeout time.Duration
+	// AckGroup returns the group acknowledgements for a log group go to.
+	// Nil means the log group's name with ".ack" appended.
+	AckGroup func(group string) string
+	// Logger receives operational logs. Nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// Stats is a snapshot of a Logger's counters.
+type Stats struct {
+	StoreStats
+	Batches     uint64 // batch messages received
+	BadMessages uint64 // messages that failed to decode (dropped)
+	WriteErrors uint64 // records that could not be written
+	Acks        uint64 // ack messages sent
+	AckErrors   uint64 // ack messages that could not be sent
+	Resends     uint64 // retransmissions asked for
+	Syncs       uint64 // acks with AckSync sent
+}
+
+// Logger subscribes to log groups on a bus and writes their records to a
+// Store: spreadlogd. A durable Logger acknowledges records to their
+// publishers after each fsync, per the logwire acknowledgement protocol.
+// Its methods are safe for concurrent use.
+type Logger struct {
+	b       bus.Bus
+	store   *Store
+	cfg     Config
+	log     *slog.Logger
+	durable bool
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	groups []*loggerGroup
+
+	mu     sync.Mutex
+	stats  Stats
+	gaps   map[epochKey]gapState
+	closed bool
+	done   chan struct{}
+}
+
+type loggerGroup struct {
+	name, ack string
+	g, ackG   bus.Group
+	sync      bool // send an AckSync at the next commit
+}
+
+type gapState struct {
+	next  uint64
+	since time.Time // when the gap at next was first seen
+	asked time.Time // when a retransmission was last asked for
+}
+
+// New opens the Store, joins every group and its ack group on b and starts
+// the logger. The caller keeps ownership of b.
+func New(ctx context.Context, b bus.Bus, groups []string, outputs []Output, cfg Config) (*Logger, error) {
+	if len(groups) == 0 {
+		return nil, fmt.Errorf("%w: no groups", ErrConfig)
+	}
+	if cfg.Name == "" {
+		h, err := os.Hostname()
+		if err != nil {
+			return nil, fmt.Errorf("logsub: name: %w", err)
+		}
+		cfg.Name = h
+	}
+	if cfg.FsyncInterval == 0 {
+		cfg.FsyncInterval = 100 * time.Millisecond
+	}
+	if cfg.GapTimeout == 0 {
+		cfg.GapTimeout = 10 * time.Second
+	}
+	if cfg.FsyncInterval < 0 || cfg.GapTimeout < 0 {
+		return nil, fmt.Errorf("%w: negative interval", ErrConfig)
+	}
+	if cfg.AckGroup == nil {
+		cfg.AckGroup = func(g string) string { return g + ".ack" }
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	cfg.Store.Logger = cfg.Logger
+	for _, g := range groups {
+		if err := bus.ValidateGroup(g); err != nil {
+			return nil, err
+		}
+		if err := bus.ValidateGroup(cfg.AckGroup(g)); err != nil {
+			return nil, err
+		}
+	}
+	store, err := OpenStore(outputs, cfg.Store)
+	if err != nil {
+		return nil, err
+	}
+	l := &Logger{
+		b: b, store: store, cfg: cfg, durable: cfg.Store.StateFile != "",
+		log:  cfg.Logger.With("component", "logsub", "logger", cfg.Name),
+		gaps: make(map[epochKey]gapState), done: make(chan struct{}),
+	}
+	for _, name := range groups {
+		lg := &loggerGroup{name: name, ack: cfg.AckGroup(name), sync: true}
+		if lg.g, err = b.Join(ctx, name); err == nil {
+			lg.ackG, err = b.Join(ctx, lg.ack)
+		}
+		l.groups = append(l.groups, lg)
+		if err != nil {
+			l.leave(ctx)
+			store.Close()
+			return nil, fmt.Errorf("logsub: join %s: %w", name, err)
+		}
+	}
+	l.ctx, l.cancel = context.WithCancel(context.Background())
+	for _, lg := range l.groups {
+		l.wg.Go(func() { l.recvLoop(lg) })
+		l.wg.Go(func() { l.drainLoop(lg.ackG) })
+	}
+	l.wg.Go(l.commitLoop)
+	l.log.Info("logger started", "groups", groups, "durable", l.durable)
+	return l, nil
+}
+
+func (l *Logger) leave(ctx context.Context) {
+	for _, lg := range l.groups {
+		if lg.g != nil {
+			lg.g.Leave(ctx)
+		}
+		if lg.ackG != nil {
+			lg.ackG.Leave(ctx)
+		}
+	}
+}
+
+// recvLoop writes the batches of one log group.
+func (l *Logger) recvLoop(lg *loggerGroup) {
+	var r Record
+	for {
+		ev, err := lg.g.Recv(l.ctx)
+		if err != nil {
+			if !errors.Is(err, bus.ErrClosed) && l.ctx.Err() == nil {
+				l.log.Error("receive failed", "group", lg.name, "err", err)
+			}
+			return
+		}
+		switch ev := ev.(type) {
+		case *bus.View:
+			if len(ev.Joined) > 0 {
+				l.mu.Lock()
+				lg.sync = true
+				l.mu.Unlock()
+			}
+		case *bus.Message:
+			k, err := logwire.MessageKind(ev.Data)
+			if err == nil && k != logwire.KindBatch {
+				continue // not ours to read
+			}
+			bt, err := logwire.DecodeBatch(ev.Data)
+			if err != nil {
+				l.mu.Lock()
+				l.stats.BadMessages++
+				l.mu.Unlock()
+				l.log.Warn("dropped a malformed message", "group", lg.name, "sender", ev.Sender, "err", err)
+				continue
+			}
+			var werr uint64
+			for i := range bt.Records {
+				fromWire(&r, lg.name, &bt.BatchHeader, &bt.Records[i])
+				if _, err := l.store.Write(&r); err != nil {
+					if errors.Is(err, ErrClosed) {
+						return
+					}
+					if werr == 0 {
+						l.log.Error("write failed", "group", lg.name, "err", err)
+					}
+					werr++
+				}
+			}
+			l.mu.Lock()
+			l.stats.Batches++
+			l.stats.WriteErrors += werr
+			l.mu.Unlock()
+		}
+	}
+}
+
+// fromWire fills r from a decoded wire record.
+func fromWire(r *Record, group string, h *logwire.BatchHeader, w *logwire.Record) {
+	*r = Record{
+		Group: group, Publisher: h.Publisher, Epoch: h.Epoch, Seq: w.Seq,
+		Time: w.Time, Vhost: w.VHost, Remote: w.Remote, User: w.User,
+		Method: w.Method, URL: w.URL, Proto: w.Proto, Status: w.Status, Bytes: w.Bytes,
+		Duration: w.Duration, Referer: w.Referer, UserAgent: w.UserAgent, Line: w.Line,
+	}
+}
+
+// drainLoop reads and discards an ack group's stream (other loggers' acks),
+// so that the logger never holds back their senders.
+func (l *Logger) drainLoop(g bus.Group) {
+	for {
+		if _, err := g.Recv(l.ctx); err != nil {
+			return
+		}
+	}
+}
+
+func (l *Logger) commitLoop() {
+	t := time.NewTicker(l.cfg.FsyncInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-l.ctx.Done():
+			return
+		case <-t.C:
+			l.commit(l.ctx)
+		}
+	}
+}
+
+// commit syncs the store and sends the acknowledgements.
+func (l *Logger) commit(ctx context.Context) error {
+	ps, err := l.store.Commit()
+	if err != nil {
+		if !errors.Is(err, ErrClosed) {
+			l.log.Error("commit failed", "err", err)
+		}
+		return err
+	}
+	if !l.durable {
+		return nil
+	}
+	now := time.Now()
+	l.mu.Lock()
+	byGroup := make(map[string][]logwire.AckEntry)
+	for _, p := range ps {
+		k := epochKey{p.Group, p.Publisher, p.Epoch}
+		e := logwire.AckEntry{Publisher: p.Publisher, Epoch: p.Epoch, Next: p.Next}
+		if p.Gap {
+			g, ok := l.gaps[k]
+			if !ok || g.next != p.Next {
+				g = gapState{next: p.Next, since: now}
+			}
+			if g.asked.IsZero() || now.Sub(g.asked) >= l.cfg.GapTimeout/4 {
+				g.asked = now
+				e.Resend = true
+				l.stats.Resends++
+			}
+			l.gaps[k] = g
+		} else {
+			delete(l.gaps, k)
+		}
+		byGroup[p.Group] = append(byGroup[p.Group], e)
+	}
+	for k, g := range l.gaps {
+		if now.Sub(g.since) < l.cfg.GapTimeout {
+			continue
+		}
+		p := l.store.Skip(k.group, k.publisher, k.epoch)
+		l.log.Warn("gave up missing records", "group", k.group, "publisher", k.publisher, "epoch", k.epoch, "from", g.next, "to", p.Next)
+		delete(l.gaps, k)
+		byGroup[k.group] = append(byGroup[k.group], logwire.AckEntry{Publisher: k.publisher, Epoch: k.epoch, Next: p.Next})
+	}
+	var syncs []*loggerGroup
+	for _, lg := range l.groups {
+		if lg.sync {
+			lg.sync = false
+			syncs = append(syncs, lg)
+		}
+	}
+	l.mu.Unlock()
+
+	for _, lg := range syncs {
+		// Answer every stream of the group, so publishers resend from there.
+		var es []logwire.AckEntry
+		for _, p := range l.store.Positions() {
+			if p.Group == lg.name {
+				es = append(es, logwire.AckEntry{Publisher: p.Publisher, Epoch: p.Epoch, Next: p.Next})
+			}
+		}
+		byGroup[lg.name] = es
+	}
+	var errs []error
+	for _, lg := range l.groups {
+		es, ok := byGroup[lg.name]
+		isSync := slicesContains(syncs, lg)
+		if !ok && !isSync {
+			continue
+		}
+		flags := logwire.AckDurable
+		if isSync {
+			flags |= logwire.AckSync
+		}
+		for len(es) > 0 || isSync {
+			n := min(len(es), 4096)
+			msg := logwire.AppendAck(nil, &logwire.Ack{Logger: l.cfg.Name, Flags: flags, Entries: es[:n]})
+			es = es[n:]
+			err := l.b.Send(ctx, lg.ack, bus.FIFO, msg)
+			l.mu.Lock()
+			if err != nil {
+				l.stats.AckErrors++
+				if isSync {
+					lg.sync = true // try again at the next commit
+				}
+			} else {
+				l.stats.Acks++
+				if isSync {
+					l.stats.Syncs++
+				}
+			}
+			l.mu.Unlock()
+			if err != nil {
+				if ctx.Err() == nil {
+					l.log.Warn("ack failed", "group", lg.ack, "err", err)
+				}
+				errs = append(errs, err)
+				break
+			}
+			isSync = false
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func slicesContains(s []*loggerGroup, g *loggerGroup) bool {
+	for _, x := range s {
+		if x == g {
+			return true
+		}
+	}
+	return false
+}
+
+// Reopen reopens every file (after logrotate moved them) and restarts
+// pipes; mains call it on SIGHUP.
+func (l *Logger) Reopen() error { return l.store.Reopen() }
+
+// Stats returns a snapshot of the counters.
+func (l *Logger) Stats() Stats {
+	l.mu.Lock()
+	s := l.stats
+	l.mu.Unlock()
+	s.StoreStats = l.store.Stats()
+	return s
+}
+
+// Shutdown stops receiving, commits and acknowledges what was received,
+// leaves the groups and closes the files. If ctx ends first it closes
+// without the final acknowledgement.
+func (l *Logger) Shutdown(ctx context.Context) error {
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		<-l.done
+		return nil
+	}
+	l.closed = true
+	l.mu.Unlock()
+	l.cancel()
+	l.wg.Wait()
+	err := l.commit(ctx)
+	l.leave(ctx)
+	err = errors.Join(err, l.store.Close())
+	close(l.done)
+	l.log.Info("logger stopped")
+	return err
+}
+
+// Close stops the logger at once: it waits for its goroutines, leaves the
+// groups and closes the files (committing them, without acknowledging).
+// Close is idempotent.
+func (l *Logger) Close() error {
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		<-l.done
+		return nil
+	}
+	l.closed = true
+	l.mu.Unlock()
+	l.cancel()
+	l.wg.Wait()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	l.leave(ctx)
+	err := l.store.Close()
+	close(l.done)
+	return err
+}
+
+// crash stops the goroutines and abandons the files without committing,
+// as a killed process would (for tests).
+func (l *Logger) crash(torn bool) {
+	l.mu.Lock()
+	l.closed = true
+	l.mu.Unlock()
+	l.cancel()
+	l.wg.Wait()
+	l.store.crash(torn)
+	close(l.done)
+}
