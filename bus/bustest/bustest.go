@@ -297,27 +297,16 @@ func (e *env) waitHas(r *Recorder, sender bus.Bus, tag string, seq uint64) {
 	})
 }
 
-// checkFIFO runs every message of r through a FIFO checker.
+// checkFIFO checks per-sender order in r's stream, as it arrives.
 func (e *env) checkFIFO(r *Recorder, lateStart bool) {
-	e.t.Helper()
-	f := &FIFO{LateStart: lateStart}
-	for _, m := range r.Messages() {
-		if err := f.Check(m); err != nil {
-			e.t.Errorf("bustest: stream of %s: %v", r.Self(), err)
-			return
-		}
-	}
+	r.AddCheck(Messages((&FIFO{LateStart: lateStart}).Check))
 }
 
-// checkOnce runs every message of r through a Tally.
+// checkOnce checks exactly-once delivery in r's stream, as it arrives,
+// and returns the Tally.
 func (e *env) checkOnce(r *Recorder) *Tally {
-	e.t.Helper()
 	var tl Tally
-	for _, m := range r.Messages() {
-		if err := tl.Add(m); err != nil {
-			e.t.Errorf("bustest: stream of %s: %v", r.Self(), err)
-		}
-	}
+	r.AddCheck(Messages(tl.Add))
 	return &tl
 }
 

@@ -14,6 +14,10 @@ func testCrash(e *env) {
 	survivors, rsv := bs[:3], rs[:3]
 	d, rd := bs[3], rs[3]
 	level := e.ordered()
+	for _, r := range rs {
+		e.checkFIFO(r, false)
+		e.checkOnce(r)
+	}
 
 	dErr := make(chan error, 1)
 	e.wg.Go(func() {
@@ -58,8 +62,6 @@ func testCrash(e *env) {
 	e.wait(chs...)
 	for _, r := range rsv {
 		e.waitCount(r, "s", perSender, survivors...)
-		e.checkFIFO(r, false)
-		e.checkOnce(r)
 	}
 	e.sameViews(rsv...)
 	if level.Total() {

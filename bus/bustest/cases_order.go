@@ -15,6 +15,13 @@ const perSender = 200
 func testConcurrentSenders(e *env, level bus.Level) {
 	bs, rs := e.group("a", "b", "c")
 	e.requireLevel(bs[0], level)
+	tallies := make([]*Tally, len(rs))
+	for i, r := range rs {
+		tallies[i] = e.checkOnce(r)
+		if level.Ordered() {
+			e.checkFIFO(r, false)
+		}
+	}
 	var chs []<-chan error
 	for _, b := range bs {
 		chs = append(chs, e.sendAll(b, level, "s", 0, perSender))
@@ -23,9 +30,8 @@ func testConcurrentSenders(e *env, level bus.Level) {
 	for _, r := range rs {
 		e.waitCount(r, "s", perSender, bs...)
 	}
-	for _, r := range rs {
-		tl := e.checkOnce(r)
-		if tl.Len() != len(bs)*perSender {
+	for i, r := range rs {
+		if tl := tallies[i]; tl.Len() != len(bs)*perSender {
 			e.t.Errorf("%s: %d distinct messages, want %d", r.Self(), tl.Len(), len(bs)*perSender)
 		}
 		for _, m := range r.Messages() {
@@ -33,9 +39,6 @@ func testConcurrentSenders(e *env, level bus.Level) {
 				e.t.Errorf("%s: %v, want level %s", r.Self(), m, level)
 				break
 			}
-		}
-		if level.Ordered() {
-			e.checkFIFO(r, false)
 		}
 	}
 	e.sameViews(rs...)
@@ -45,84 +48,88 @@ func testConcurrentSenders(e *env, level bus.Level) {
 }
 
 // testAgreedViewChange checks that views fall at the same point of the
-// Agreed stream at every member: d joins and c leaves while a and b send.
+// Agreed stream at every member: d joins and then c leaves while a, b and
+// c send without pause.
 func testAgreedViewChange(e *env) {
 	t := e.t
 	bs, rs := e.group("a", "b", "c")
 	a, b, c := bs[0], bs[1], bs[2]
 	e.requireLevel(a, bus.Agreed)
-	const batch = 100
-	joined, left := make(chan struct{}), make(chan struct{})
-	ctx := e.life
-	var errs []<-chan error
-	for _, s := range []bus.Bus{a, b} {
-		done := make(chan error, 1)
-		errs = append(errs, done)
+	for _, r := range rs {
+		e.checkFIFO(r, false)
+		e.checkOnce(r)
+	}
+	stop, stopC := make(chan struct{}), make(chan struct{})
+	type result struct {
+		sent uint64
+		err  error
+	}
+	flood := func(s bus.Bus, tag string, stop <-chan struct{}) <-chan result {
+		done := make(chan result, 1)
 		e.wg.Go(func() {
-			defer close(done)
-			for seq := range uint64(3 * batch) {
-				var gate chan struct{}
-				switch seq {
-				case batch:
-					gate = joined
-				case 2 * batch:
-					gate = left
+			var seq uint64
+			for {
+				select {
+				case <-stop:
+					done <- result{sent: seq}
+					return
+				default:
 				}
-				if gate != nil {
-					select {
-					case <-gate:
-					case <-ctx.Done():
-						done <- ctx.Err()
-						return
-					}
-				}
-				if err := s.Send(ctx, group, bus.Agreed, Payload("s", seq, 0)); err != nil {
-					done <- fmt.Errorf("%s: Send #%d: %w", s.Self(), seq, err)
+				if err := s.Send(e.life, group, bus.Agreed, Payload(tag, seq, 0)); err != nil {
+					done <- result{seq, fmt.Errorf("%s: Send #%d: %w", s.Self(), seq, err)}
 					return
 				}
+				seq++
 			}
 		})
+		return done
 	}
-	cDone := e.sendAll(c, bus.Agreed, "c", 0, batch)
-
-	for _, r := range rs {
-		r.Wait(t, "messages flowing", func(evs []bus.Event) bool { return count(evs, a.Self(), "s") > batch/2 })
-	}
-	d := e.member("d")
-	rd := e.join(d, group)
-	e.settle([]bus.Bus{a, b, c, d}, []*Recorder{rs[0], rs[1], rs[2], rd})
-	close(joined)
-
-	e.wait(cDone)
-	for _, r := range rs {
-		r.Wait(t, "messages flowing", func(evs []bus.Event) bool { return count(evs, a.Self(), "s") > 3*batch/2 })
-	}
-	if err := rs[2].Group().Leave(ctx); err != nil {
-		t.Fatalf("c: Leave: %v", err)
-	}
-	e.settle([]bus.Bus{a, b, d}, []*Recorder{rs[0], rs[1], rd})
-	close(left)
-
-	e.wait(errs...)
-	for _, r := range []*Recorder{rs[0], rs[1], rd} {
-		e.waitCount(r, "s", 1, a, b)
-		r.Wait(t, "the last messages", func(evs []bus.Event) bool {
-			return has(evs, a.Self(), "s", 3*batch-1) && has(evs, b.Self(), "s", 3*batch-1)
+	// progress waits until r has n more messages from a than now.
+	progress := func(r *Recorder, n int) {
+		t.Helper()
+		base := count(r.Events(), a.Self(), "s")
+		r.Wait(t, fmt.Sprintf("%d more messages from a", n), func(evs []bus.Event) bool {
+			return count(evs, a.Self(), "s") >= base+n
 		})
 	}
-	e.checkFIFO(rs[0], false)
-	e.checkFIFO(rs[1], false)
-	e.checkFIFO(rs[2], false)
+	flows := []<-chan result{flood(a, "s", stop), flood(b, "s", stop)}
+	cFlow := flood(c, "c", stopC) // the floods end with the case at the latest
+	progress(rs[0], 50)
+
+	d := e.member("d")
+	rd := e.join(d, group)
 	e.checkFIFO(rd, true)
-	tl := e.checkOnce(rd)
-	for _, s := range []bus.Bus{a, b} {
-		if missing := tl.Missing(s.Self(), "s", 3*batch); len(missing) > 0 && missing[len(missing)-1] >= batch {
-			t.Errorf("d misses messages of %s sent after it joined: %v", s.Self(), missing)
+	e.checkOnce(rd)
+	rd.WaitView(t, 0, "the first view", func(*bus.View) bool { return true })
+	progress(rd, 50)
+
+	close(stopC)
+	cRes := <-cFlow
+	if cRes.err != nil {
+		t.Fatal(cRes.err)
+	}
+	if err := rs[2].Group().Leave(e.life); err != nil {
+		t.Fatalf("c: Leave: %v", err)
+	}
+	rs[0].WaitMembers(t, a.Self(), b.Self(), d.Self())
+	progress(rs[0], 50)
+	close(stop)
+	last := map[bus.MemberID]uint64{}
+	for i, ch := range flows {
+		res := <-ch
+		if res.err != nil {
+			t.Fatal(res.err)
 		}
+		last[bs[i].Self()] = res.sent - 1
+	}
+	for _, r := range []*Recorder{rs[0], rs[1], rd} {
+		r.Wait(t, "the last messages", func(evs []bus.Event) bool {
+			return has(evs, a.Self(), "s", last[a.Self()]) && has(evs, b.Self(), "s", last[b.Self()])
+		})
 	}
 	for _, r := range rs[:2] {
-		if n := count(r.Events(), c.Self(), "c"); n != batch {
-			t.Errorf("%s received %d of c's %d messages", r.Self(), n, batch)
+		if n := count(r.Events(), c.Self(), "c"); uint64(n) != cRes.sent {
+			t.Errorf("%s received %d of c's %d messages", r.Self(), n, cRes.sent)
 		}
 	}
 	e.sameStreams(rs[0], rs[1], rs[2], rd)

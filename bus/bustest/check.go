@@ -276,3 +276,13 @@ func (t *Tally) Missing(sender bus.MemberID, tag string, n uint64) []uint64 {
 	}
 	return out
 }
+
+// Messages adapts a check of messages to Recorder.AddCheck: views pass.
+func Messages(check func(*bus.Message) error) func(bus.Event) error {
+	return func(ev bus.Event) error {
+		if m, ok := ev.(*bus.Message); ok {
+			return check(m)
+		}
+		return nil
+	}
+}

@@ -36,7 +36,8 @@ type Recorder struct {
 	events   []bus.Event
 	changed  chan struct{} // closed and replaced on every change
 	err      error         // why the reader stopped
-	violated error         // first StreamChecker error
+	violated error         // first StreamChecker or AddCheck error
+	checks   []func(bus.Event) error
 }
 
 // Record starts recording g, the membership of member self. The Recorder
@@ -76,6 +77,12 @@ func (r *Recorder) run(ctx context.Context, g bus.Group) {
 			if r.violated == nil {
 				r.violated = check.Check(ev)
 			}
+			for _, c := range r.checks {
+				if r.violated != nil {
+					break
+				}
+				r.violated = c(ev)
+			}
 		}
 		close(r.changed)
 		r.changed = make(chan struct{})
@@ -88,6 +95,21 @@ func (r *Recorder) run(ctx context.Context, g bus.Group) {
 
 // Self returns the member whose stream is recorded.
 func (r *Recorder) Self() bus.MemberID { return r.self }
+
+// AddCheck adds a check run on every event, those received so far first:
+// the first error counts as a violation, which fails Wait at once and the
+// test when it ends. Checks run in the reader's goroutine.
+func (r *Recorder) AddCheck(check func(bus.Event) error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, ev := range r.events {
+		if r.violated != nil {
+			break
+		}
+		r.violated = check(ev)
+	}
+	r.checks = append(r.checks, check)
+}
 
 // Group returns the recorded group membership, for Send and Leave. Do not
 // call its Recv while the Recorder runs.
@@ -110,7 +132,8 @@ func (r *Recorder) Err() error {
 	return r.err
 }
 
-// Violation returns the first StreamChecker error of the stream, or nil.
+// Violation returns the first StreamChecker or AddCheck error of the
+// stream, or nil.
 func (r *Recorder) Violation() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
