@@ -16,7 +16,8 @@ type Record struct {
 
 	// Time is when the request started, as the web server saw it.
 	Time time.Time
-	// Server identifies the web server that served the request.
+	// Server identifies the web server that served the request (the
+	// publisher id for records from the bus).
 	Server string
 	// Vhost is the virtual host (the canonical server name).
 	Vhost string
