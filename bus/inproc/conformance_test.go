@@ -42,9 +42,7 @@ var (
 )
 
 // knownFailures maps bustest case names to the reason they fail here.
-var knownFailures = map[string]string{
-	"Leave": "Group.Send after Leave returns nil instead of bus.ErrClosed",
-}
+var knownFailures = map[string]string{}
 
 func TestConformance(t *testing.T) {
 	bustest.Run(t, func(t *testing.T) bustest.Network {

@@ -549,8 +549,14 @@ func (m *member) Recv(ctx context.Context) (bus.Event, error) {
 	}
 }
 
-// Send is Bus.Send to this group.
+// Send is Bus.Send to this group; after Leave it returns bus.ErrClosed.
 func (m *member) Send(ctx context.Context, level bus.Level, data []byte) error {
+	m.mu.Lock()
+	closed := m.closed
+	m.mu.Unlock()
+	if closed {
+		return bus.ErrClosed
+	}
 	return m.bus.Send(ctx, m.g.name, level, data)
 }
 
