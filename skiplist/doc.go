@@ -11,6 +11,22 @@
 // backward, Remove of a known Element without a search, and iter.Seq2
 // iterators (All, Backward, Ascend, Descend, Range).
 //
+// # Table
+//
+// Table[R] stores each record once, in an Entry, and links it into several
+// indexes, each ordering the entries by its own key function and compare,
+// Unique or Multi (equal keys kept in order of insertion or last update).
+// Every entry keeps its node in each index, so Table.Remove, Table.Update,
+// Index.PopFront and Index.Delete unlink an entry from all indexes in
+// O(height) per index without searching; Update leaves an entry in place
+// in the indexes whose order its new record does not change. Indexes offer
+// Find, Ceil, Floor, Front, Back, Next, Prev and iterators (All, Backward,
+// Ascend, Descend) that tolerate mutation of the table by the loop body.
+//
+// A who's-online index, the consumer this was written for, uses three
+// indexes on one record {user, url, last hit}: by user (Unique), by (url,
+// time) and by time; see the Table example.
+//
 // # Concurrency
 //
 // Neither Map nor Table is safe for concurrent mutation. Concurrent reads
