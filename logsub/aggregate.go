@@ -101,10 +101,10 @@ type bucket struct {
 // URLs and referrers over a sliding window of one-second buckets. Memory
 // is bounded by Window × MaxKeys. Its methods are safe for concurrent use.
 type Aggregator struct {
-	cfg   AggregatorConfig
-	mu    sync.Mutex
-	ring  []bucket
-	start time.Time
+	cfg          AggregatorConfig
+	mu           sync.Mutex
+	ring         []bucket
+	start        time.Time
 	totalServers map[string]*Counts
 	totalVhosts  map[string]*Counts
 	all          Counts
@@ -122,9 +122,9 @@ func NewAggregator(cfg AggregatorConfig) *Aggregator {
 		cfg.MaxKeys = 1000
 	}
 	return &Aggregator{
-		cfg:   cfg,
-		ring:  make([]bucket, int(cfg.Window/time.Second)),
-		start: time.Now(),
+		cfg:          cfg,
+		ring:         make([]bucket, int(cfg.Window/time.Second)),
+		start:        time.Now(),
 		totalServers: make(map[string]*Counts),
 		totalVhosts:  make(map[string]*Counts),
 	}
