@@ -51,6 +51,7 @@ type Bus struct {
 	coord  bus.MemberID
 	nalive int
 	viewCh chan struct{} // closed and replaced when known or stable changes
+	synced chan struct{} // closed once the coordinator sent the views
 
 	evMu       sync.Mutex
 	evs        []event
@@ -109,6 +110,7 @@ func New(name string, cfg Config) (*Bus, error) {
 		tomb:      make(map[bus.MemberID]time.Time),
 		coord:     self,
 		viewCh:    make(chan struct{}),
+		synced:    make(chan struct{}),
 		evWake:    make(chan struct{}, 1),
 		recent:    make(map[bus.MemberID]recentNode),
 		liveAddrs: make(map[string]bool),
@@ -129,6 +131,16 @@ func New(name string, cfg Config) (*Bus, error) {
 	b.wg.Go(b.manage)
 	if cfg.RejoinInterval > 0 {
 		b.wg.Go(b.rejoinLoop)
+	}
+	if ml.NumMembers() > 1 {
+		// Learn the groups' views before the first Send.
+		t := time.NewTimer(cfg.SyncTimeout + cfg.DialTimeout)
+		select {
+		case <-b.synced:
+		case <-t.C:
+			b.log.Warn("no views from the coordinator yet; going on")
+		}
+		t.Stop()
 	}
 	b.log.Info("member started", "gossip", ml.LocalNode().Address(), "data", b.meta.DataAddr)
 	return b, nil
@@ -301,24 +313,32 @@ func (b *Bus) Send(ctx context.Context, name string, level bus.Level, data []byt
 		}
 	}
 	body := encodeData(level, viewSeq, name, data)
-	for _, l := range links {
-		if level == bus.Unreliable {
+	if level == bus.Unreliable {
+		for _, l := range links {
 			if !l.sendUnreliable(body) {
 				b.stats.level(level).dropped.Add(1)
 			}
-			continue
 		}
-		if _, err := l.send(ctx, fData, body); err != nil {
-			return err
+	} else {
+		// Wait for room everywhere first, so that a Send ended by its ctx
+		// reached every member or none.
+		for _, l := range links {
+			if err := l.waitRoom(ctx, len(body)); err != nil {
+				return err
+			}
+		}
+		if h != nil {
+			if err := h.waitRoom(ctx); err != nil {
+				return err
+			}
+		}
+		for _, l := range links {
+			l.send(nil, fData, body)
 		}
 	}
 	if h != nil {
 		m := &bus.Message{Group: h.name, Sender: b.self, Level: level, Data: body[len(body)-len(data):]}
-		ok, err := h.push(ctx, viewSeq, m)
-		if err != nil {
-			return err
-		}
-		if ok {
+		if ok, _ := h.push(ctx, level != bus.Unreliable, viewSeq, m); ok {
 			b.stats.level(level).delivered.Add(1)
 		} else {
 			b.stats.level(level).dropped.Add(1)
@@ -338,7 +358,7 @@ func (b *Bus) deliver(from bus.MemberID, m dataMsg) {
 		return
 	}
 	msg := &bus.Message{Group: h.name, Sender: from, Level: m.Level, Data: bytes.Clone(m.Payload)}
-	if ok, _ := h.push(nil, m.ViewSeq, msg); ok {
+	if ok, _ := h.push(nil, false, m.ViewSeq, msg); ok {
 		b.stats.level(m.Level).delivered.Add(1)
 	} else {
 		b.stats.level(m.Level).dropped.Add(1)
@@ -362,6 +382,16 @@ func (b *Bus) applyView(v viewMsg) {
 	if h != nil && !h.onView(&v, b.self) {
 		b.log.Warn("view excludes this member; asking again", "view", v.ID.String(), "group", v.Group)
 		b.post(event{kind: evLocal})
+	}
+}
+
+func (b *Bus) markSynced() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	select {
+	case <-b.synced:
+	default:
+		close(b.synced)
 	}
 }
 
@@ -471,11 +501,17 @@ func (b *Bus) Shutdown(ctx context.Context) error {
 // leaves memberlist, closes every connection and waits for every goroutine
 // the Bus started. It is idempotent.
 func (b *Bus) Close() error {
-	b.closeOnce.Do(func() { b.closeErr = b.close() })
+	b.closeOnce.Do(func() { b.closeErr = b.close(true) })
 	return b.closeErr
 }
 
-func (b *Bus) close() error {
+// crash stops the member like a killed process: no goodbye, no memberlist
+// leave; the others find out through failure detection.
+func (b *Bus) crash() {
+	b.closeOnce.Do(func() { b.closeErr = b.close(false) })
+}
+
+func (b *Bus) close(graceful bool) error {
 	b.mu.Lock()
 	b.closed = true
 	hs := b.joined
@@ -490,18 +526,20 @@ func (b *Bus) close() error {
 	}
 	grace := time.NewTimer(250 * time.Millisecond)
 	defer grace.Stop()
-	for _, l := range links {
-		l.sendBye()
-	}
-	for _, l := range links {
-		select {
-		case <-l.byeSent:
-		case <-grace.C:
-		}
-	}
 	var errs []error
-	if err := b.ml.Leave(250 * time.Millisecond); err != nil {
-		b.log.Debug("memberlist leave", "err", err)
+	if graceful {
+		for _, l := range links {
+			l.sendBye()
+		}
+		for _, l := range links {
+			select {
+			case <-l.byeSent:
+			case <-grace.C:
+			}
+		}
+		if err := b.ml.Leave(250 * time.Millisecond); err != nil {
+			b.log.Debug("memberlist leave", "err", err)
+		}
 	}
 	close(b.done)
 	b.cancel()

@@ -20,9 +20,12 @@ const (
 	fState  byte = 6
 	fStable byte = 7
 	fBye    byte = 8
+	fSynced byte = 9
 )
 
-func sequenced(t byte) bool { return t == fData || t == fView || t == fState || t == fStable }
+func sequenced(t byte) bool {
+	return t >= fData && t <= fSynced && t != fUnrel && t != fAck && t != fBye
+}
 
 // errMalformed is wrapped by every decoding error.
 var errMalformed = errors.New("cluster: malformed frame")
@@ -167,7 +170,11 @@ type hello struct {
 	From, To bus.MemberID
 	Nonce    [nonceLen]byte
 	Sealed   bool
-	LastRecv uint64
+	// FromEpoch identifies the sender's link state; ToEpoch is the
+	// receiver's link state as the sender last saw it (zero: never).
+	// LastRecv is meaningful only when ToEpoch is the receiver's epoch.
+	FromEpoch, ToEpoch uint64
+	LastRecv           uint64
 }
 
 func (h *hello) encode() []byte {
@@ -182,6 +189,8 @@ func (h *hello) encode() []byte {
 		s = 1
 	}
 	b = append(b, s)
+	b = binary.BigEndian.AppendUint64(b, h.FromEpoch)
+	b = binary.BigEndian.AppendUint64(b, h.ToEpoch)
 	return binary.AppendUvarint(b, h.LastRecv)
 }
 
@@ -207,6 +216,8 @@ func decodeHello(p []byte) (hello, error) {
 	default:
 		d.fail("sealed flag")
 	}
+	h.FromEpoch = d.u64("from epoch")
+	h.ToEpoch = d.u64("to epoch")
 	h.LastRecv = d.uvarint("last received")
 	return h, d.done("hello")
 }

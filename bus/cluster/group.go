@@ -91,6 +91,12 @@ func (g *group) Recv(ctx context.Context) (bus.Event, error) {
 }
 
 func (g *group) Send(ctx context.Context, level bus.Level, data []byte) error {
+	g.mu.Lock()
+	closed := g.closed
+	g.mu.Unlock()
+	if closed {
+		return bus.ErrClosed
+	}
 	return g.b.Send(ctx, g.name, level, data)
 }
 
@@ -112,12 +118,34 @@ func (g *group) shut() {
 	notify(g.avail)
 }
 
-// push queues a message for Recv. Reliable messages wait for room until
-// done is closed; Unreliable ones are dropped when the queue is full. It
-// reports whether the message was queued.
-func (g *group) push(ctx context.Context, viewSeq uint64, m *bus.Message) (bool, error) {
+// waitRoom waits until the queue has room for a message, ctx ends or the
+// Bus closes.
+func (g *group) waitRoom(ctx context.Context) error {
 	g.mu.Lock()
 	for g.ndata >= g.b.cfg.QueueLen && !g.closed {
+		g.wait = true
+		ch := g.space
+		g.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-g.b.done:
+			return bus.ErrClosed
+		}
+		g.mu.Lock()
+	}
+	g.mu.Unlock()
+	return nil
+}
+
+// push queues a message for Recv. Unless force is set, Reliable messages
+// wait for room until ctx ends (nil: until the Bus closes) and Unreliable
+// ones are dropped when the queue is full. It reports whether the message
+// was queued.
+func (g *group) push(ctx context.Context, force bool, viewSeq uint64, m *bus.Message) (bool, error) {
+	g.mu.Lock()
+	for !force && g.ndata >= g.b.cfg.QueueLen && !g.closed {
 		if m.Level == bus.Unreliable {
 			g.mu.Unlock()
 			return false, nil

@@ -24,9 +24,15 @@ func testLogger() *slog.Logger {
 	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l}))
 }
 
+// testConfig is the LAN profile with a failure detector relaxed for a
+// loaded 2-core machine under the race detector, where 100 ms probe
+// timeouts make live members look dead.
 func testConfig(i int) Config {
 	cfg := LANConfig()
 	cfg.BindAddr = fmt.Sprintf("127.0.0.%d", 1+i%250)
+	cfg.ProbeInterval = 500 * time.Millisecond
+	cfg.ProbeTimeout = 400 * time.Millisecond
+	cfg.SuspicionMult = 4
 	cfg.Logger = testLogger()
 	return cfg
 }

@@ -64,9 +64,13 @@ type link struct {
 	connStop chan struct{}
 	gen      uint64
 
-	recvMu   sync.Mutex
-	recvSeq  atomic.Uint64 // last in-order sequence number received
-	ackQueue uint64        // last recvSeq an ack was requested for (recvMu)
+	epoch uint64 // identifies this link state to the peer
+
+	recvMu    sync.Mutex
+	recvSeq   atomic.Uint64 // last in-order sequence number received
+	ackQueue  uint64        // last recvSeq an ack was requested for (recvMu)
+	peerEpoch uint64        // the peer's link state we receive from (recvMu)
+	fresh     bool          // the peer's stream is new to us: take its next frame as the start (recvMu)
 
 	reconnects    atomic.Uint64
 	retransmitted atomic.Uint64
@@ -84,7 +88,44 @@ func newLink(b *Bus, peer bus.MemberID) *link {
 		redial:  make(chan struct{}, 1),
 		space:   make(chan struct{}),
 		byeSent: make(chan struct{}),
+		epoch:   randUint64(),
 	}
+}
+
+func randUint64() uint64 {
+	var b [8]byte
+	for {
+		rand.Read(b[:])
+		if v := binary.BigEndian.Uint64(b[:]); v != 0 {
+			return v
+		}
+	}
+}
+
+// myHello returns the hello this side sends.
+func (l *link) myHello(b *Bus) hello {
+	l.recvMu.Lock()
+	defer l.recvMu.Unlock()
+	return hello{Label: b.cfg.Label, From: b.self, To: l.peer, Nonce: newNonce(), Sealed: b.cfg.Key != nil,
+		FromEpoch: l.epoch, ToEpoch: l.peerEpoch, LastRecv: l.recvSeq.Load()}
+}
+
+// learn takes in the peer's hello: a new peer link state restarts the
+// receive side. It returns the peer's last received sequence number of
+// this link state's stream (zero when the peer does not know it).
+func (l *link) learn(h hello) uint64 {
+	l.recvMu.Lock()
+	if h.FromEpoch != l.peerEpoch {
+		l.peerEpoch = h.FromEpoch
+		l.recvSeq.Store(0)
+		l.ackQueue = 0
+		l.fresh = true
+	}
+	l.recvMu.Unlock()
+	if h.ToEpoch != l.epoch {
+		return 0
+	}
+	return h.LastRecv
 }
 
 func notify(c chan struct{}) {
@@ -110,6 +151,27 @@ func (l *link) full(n int) bool {
 		return false
 	}
 	return len(l.win) >= l.b.cfg.Window || l.winBytes+n > l.b.cfg.WindowBytes
+}
+
+// waitRoom waits until the window has room for n bytes, ctx ends, the
+// link closes (nil: the peer left) or the Bus closes.
+func (l *link) waitRoom(ctx context.Context, n int) error {
+	l.mu.Lock()
+	for !l.closed && l.full(n) {
+		ch := l.space
+		l.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-l.done:
+		case <-l.b.done:
+			return bus.ErrClosed
+		}
+		l.mu.Lock()
+	}
+	l.mu.Unlock()
+	return nil
 }
 
 // send appends a sequenced frame to the window. With ctx it waits while
@@ -418,10 +480,12 @@ func (l *link) handleFrame(typ byte, body []byte) error {
 		}
 		body = body[n:]
 		last := l.recvSeq.Load()
-		if seq <= last {
+		switch {
+		case l.fresh:
+			l.fresh = false
+		case seq <= last:
 			return nil // retransmitted after a reconnect: already processed
-		}
-		if seq != last+1 {
+		case seq != last+1:
 			return fmt.Errorf("%w: sequence gap: %d after %d", errMalformed, seq, last)
 		}
 		l.recvSeq.Store(seq)
@@ -464,6 +528,12 @@ func (l *link) handleFrame(typ byte, body []byte) error {
 			return err
 		}
 		l.b.applyStable(g, seq)
+		return nil
+	case fSynced:
+		if len(body) != 0 {
+			return fmt.Errorf("%w: synced with a body", errMalformed)
+		}
+		l.b.markSynced()
 		return nil
 	case fBye:
 		if len(body) != 0 {
@@ -531,7 +601,7 @@ func (b *Bus) dial(l *link, addr string) error {
 	}
 	stop := context.AfterFunc(ctx, func() { c.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
-	mine := hello{Label: b.cfg.Label, From: b.self, To: l.peer, Nonce: newNonce(), Sealed: b.cfg.Key != nil, LastRecv: l.recvSeq.Load()}
+	mine := l.myHello(b)
 	r, w := b.newRW(c)
 	myHello := mine.encode()
 	if err := w.Write(myHello); err != nil {
@@ -570,7 +640,7 @@ func (b *Bus) dial(l *link, addr string) error {
 		return ctx.Err()
 	}
 	c.SetDeadline(time.Time{})
-	return l.attach(c, r, w, theirs.LastRecv)
+	return l.attach(c, r, w, l.learn(theirs))
 }
 
 var errPeer = errors.New("cluster: wrong peer")
@@ -680,7 +750,8 @@ func (b *Bus) accept(c net.Conn) {
 		fail(err)
 		return
 	}
-	mine := hello{Label: b.cfg.Label, From: b.self, To: theirs.From, Nonce: newNonce(), Sealed: b.cfg.Key != nil, LastRecv: l.recvSeq.Load()}
+	peerLast := l.learn(theirs)
+	mine := l.myHello(b)
 	myHello := mine.encode()
 	if err := w.Write(myHello); err != nil {
 		c.Close()
@@ -699,7 +770,7 @@ func (b *Bus) accept(c net.Conn) {
 		return
 	}
 	c.SetDeadline(time.Time{})
-	if err := l.attach(c, r, w, theirs.LastRecv); err != nil && !errors.Is(err, errLinkClosed) {
+	if err := l.attach(c, r, w, peerLast); err != nil && !errors.Is(err, errLinkClosed) {
 		fail(err)
 	}
 }

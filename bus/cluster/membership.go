@@ -222,12 +222,9 @@ func (m *manager) handle(e event) {
 		if e.id == b.self {
 			return
 		}
-		b.mu.RLock()
-		_, dead := b.tomb[e.id]
-		b.mu.RUnlock()
-		if dead {
-			return
-		}
+		b.mu.Lock()
+		delete(b.tomb, e.id) // alive again after a false suspicion
+		b.mu.Unlock()
 		m.alive[e.id] = member{id: e.id, meta: e.meta, addr: e.addr}
 		b.recentMu.Lock()
 		delete(b.recent, e.id)
@@ -307,6 +304,7 @@ func (m *manager) electCoordinator() {
 		m.sendState(st)
 		return
 	}
+	b.markSynced()
 	// Take over: collect every member's state before installing views.
 	m.wants = map[bus.MemberID]map[string]bool{}
 	m.syncWait = make(map[bus.MemberID]bool)
@@ -385,6 +383,7 @@ func (m *manager) reconcile(id bus.MemberID, st stateMsg) {
 	for _, v := range stale {
 		l.send(nil, fView, v.append(nil))
 	}
+	l.send(nil, fSynced, nil)
 }
 
 func (m *manager) tick() {

@@ -1,0 +1,76 @@
+package cluster
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/peerscale/peerscale/bus"
+	"github.com/peerscale/peerscale/bus/bustest"
+)
+
+// network adapts cluster members on 127.0.0.x to bustest.Network: every
+// member joins the first one started.
+type network struct {
+	t    testing.TB
+	seed string
+	n    int
+}
+
+func (n *network) NewMember(t testing.TB, name string) bus.Bus {
+	t.Helper()
+	cfg := testConfig(n.n)
+	n.n++
+	if n.seed != "" {
+		cfg.Seeds = []string{n.seed}
+	}
+	b, err := New(name, cfg)
+	if err != nil {
+		t.Fatalf("NewMember(%q): %v", name, err)
+	}
+	t.Cleanup(func() { b.Close() })
+	if n.seed == "" {
+		n.seed = b.GossipAddr()
+	}
+	return b
+}
+
+// Crash stops b like a killed process: the others detect it.
+func (n *network) Crash(t testing.TB, b bus.Bus) { b.(*Bus).crash() }
+
+// Partition and Heal need Agreed merges; until then their cases skip.
+func (n *network) Partition(t testing.TB, sides ...[]bus.Bus) {
+	t.Skip("cluster: partition and merge cases need the Agreed sequencer")
+}
+
+func (n *network) Heal(t testing.TB) {}
+
+// Supports leaves out the total orders until the sequencer exists.
+func (n *network) Supports(l bus.Level) bool { return !l.Total() }
+
+var (
+	_ bustest.Network = (*network)(nil)
+	_ bustest.Faults  = (*network)(nil)
+	_ bustest.Levels  = (*network)(nil)
+)
+
+func TestConformance(t *testing.T) {
+	if testing.Short() {
+		t.Skip("conformance runs real memberlist timers")
+	}
+	bustest.Run(t, func(t *testing.T) bustest.Network { return &network{t: t} })
+}
+
+// TestConformanceFive runs the cases that use a whole group with five
+// members started first (the suite itself uses up to four).
+func TestConformanceFive(t *testing.T) {
+	if testing.Short() {
+		t.Skip("conformance runs real memberlist timers")
+	}
+	bustest.Run(t, func(t *testing.T) bustest.Network {
+		n := &network{t: t}
+		for i := range 2 {
+			n.NewMember(t, fmt.Sprintf("extra%d", i))
+		}
+		return n
+	})
+}
