@@ -58,6 +58,7 @@ type testCase struct {
 var cases = []testCase{
 	{name: "JoinFirstView", run: testJoinFirstView},
 	{name: "ViewsIdentical", run: testViewsIdentical},
+	{name: "RecvContext", run: testRecvContext},
 	{name: "SelfDelivery", run: testSelfDelivery},
 	{name: "Reliable", run: func(e *env) { testConcurrentSenders(e, bus.Reliable) }},
 	{name: "FIFO", run: func(e *env) { testConcurrentSenders(e, bus.FIFO) }},
@@ -276,12 +277,53 @@ func has(evs []bus.Event, sender bus.MemberID, tag string, seq uint64) bool {
 	return false
 }
 
+// scanner indexes the Payload messages of a growing stream, reading each
+// event once, so that waits on long streams stay linear.
+type scanner struct {
+	next   int
+	counts map[streamKey]int
+	seen   map[streamKey]map[uint64]bool
+}
+
+func (sc *scanner) update(evs []bus.Event) {
+	if sc.counts == nil {
+		sc.counts = make(map[streamKey]int)
+		sc.seen = make(map[streamKey]map[uint64]bool)
+	}
+	for ; sc.next < len(evs); sc.next++ {
+		m, ok := evs[sc.next].(*bus.Message)
+		if !ok {
+			continue
+		}
+		tag, seq, err := ParsePayload(m.Data)
+		if err != nil {
+			continue
+		}
+		k := streamKey{m.Sender, tag}
+		sc.counts[k]++
+		if sc.seen[k] == nil {
+			sc.seen[k] = make(map[uint64]bool)
+		}
+		sc.seen[k][seq] = true
+	}
+}
+
+func (sc *scanner) count(sender bus.MemberID, tag string) int {
+	return sc.counts[streamKey{sender, tag}]
+}
+
+func (sc *scanner) has(sender bus.MemberID, tag string, seq uint64) bool {
+	return sc.seen[streamKey{sender, tag}][seq]
+}
+
 // waitCount waits until r has n messages under tag from every sender.
 func (e *env) waitCount(r *Recorder, tag string, n int, senders ...bus.Bus) {
 	e.t.Helper()
+	var sc scanner
 	r.Wait(e.t, fmt.Sprintf("%d %q messages from each of %v", n, tag, ids(senders...)), func(evs []bus.Event) bool {
+		sc.update(evs)
 		for _, s := range senders {
-			if count(evs, s.Self(), tag) < n {
+			if sc.count(s.Self(), tag) < n {
 				return false
 			}
 		}
@@ -292,8 +334,10 @@ func (e *env) waitCount(r *Recorder, tag string, n int, senders ...bus.Bus) {
 // waitHas waits until r has the message tag #seq from sender.
 func (e *env) waitHas(r *Recorder, sender bus.Bus, tag string, seq uint64) {
 	e.t.Helper()
+	var sc scanner
 	r.Wait(e.t, fmt.Sprintf("%q #%d from %s", tag, seq, sender.Self()), func(evs []bus.Event) bool {
-		return has(evs, sender.Self(), tag, seq)
+		sc.update(evs)
+		return sc.has(sender.Self(), tag, seq)
 	})
 }
 

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/peerscale/peerscale/bus"
 )
@@ -45,8 +46,8 @@ func testJoinFirstView(e *env) {
 	if len(first.Members) != 1 || first.Members[0] != a.Self() || first.Self != 0 || !first.IsLeader() {
 		t.Errorf("first view of a lone member: %v Self %d, want [%s] Self 0", first, first.Self, a.Self())
 	}
-	if first.Group != group || first.ID.IsZero() {
-		t.Errorf("first view %v: want group %q and a non-zero id", first, group)
+	if first.Group != group || first.ID.IsZero() || len(first.Previous) != 0 {
+		t.Errorf("first view %v: want group %q, a non-zero id and no Previous (the group's first view), got Previous %v", first, group, first.Previous)
 	}
 
 	// A member that joins while messages flow also gets a view first.
@@ -117,13 +118,23 @@ func testSelfDelivery(e *env) {
 	bs, rs := []bus.Bus{a, e.member("b")}, []*Recorder{ra}
 	rs = append(rs, e.join(bs[1], group))
 	e.settle(bs, rs)
+	for _, r := range rs {
+		e.checkOnce(r) // also rejects bodies that are not Payloads
+	}
 	for _, level := range reliableLevels {
 		if !e.provides(a, level) {
 			t.Logf("%s not provided: skipped", level)
 			continue
 		}
 		tag := "self-" + level.String()
-		e.send(a, level, tag, 0)
+		// The caller may reuse data once Send returns.
+		data := Payload(tag, 0, 64)
+		if err := a.Send(e.ctx(), group, level, data); err != nil {
+			t.Fatalf("Send at %s: %v", level, err)
+		}
+		for i := range data {
+			data[i] = 'X'
+		}
 		for _, r := range rs {
 			e.waitHas(r, a, tag, 0)
 			for _, m := range r.Messages() {
@@ -132,9 +143,6 @@ func testSelfDelivery(e *env) {
 				}
 			}
 		}
-	}
-	for _, r := range rs {
-		e.checkOnce(r)
 	}
 }
 
@@ -422,4 +430,32 @@ func testRestart(e *env) {
 	e.checkFIFO(rs[0], false)
 	e.checkFIFO(rb2, false)
 	e.checkOnce(rs[0])
+}
+
+func testRecvContext(e *env) {
+	t := e.t
+	a := e.member("a")
+	g, err := a.Join(e.ctx(), group)
+	if err != nil {
+		t.Fatalf("Join: %v", err)
+	}
+	ev, err := g.Recv(e.ctx())
+	if _, ok := ev.(*bus.View); !ok || err != nil {
+		t.Fatalf("first Recv: %v, %v, want a view", ev, err)
+	}
+	ctx, cancel := context.WithTimeout(e.life, 50*time.Millisecond)
+	defer cancel()
+	if ev, err := g.Recv(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Recv with nothing to receive: %v, %v, want context.DeadlineExceeded", ev, err)
+	}
+	canceled, cancel := context.WithCancel(e.life)
+	cancel()
+	if ev, err := g.Recv(canceled); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Recv with a canceled context: %v, %v, want context.Canceled", ev, err)
+	}
+	e.send(a, bus.FIFO, "after", 0)
+	ev, err = g.Recv(e.ctx())
+	if m, ok := ev.(*bus.Message); !ok || err != nil || !bytes.Equal(m.Data, Payload("after", 0, 0)) {
+		t.Fatalf("Recv after timeouts: %v, %v, want the message sent", ev, err)
+	}
 }

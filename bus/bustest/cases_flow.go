@@ -36,9 +36,14 @@ func testUnreliableNeverBlocks(e *env) {
 		}
 	}
 
-	// The member that did not read gets its view, then what was not
-	// dropped, then newer messages.
+	// Views are never dropped: the member that did not read gets its
+	// first view, what was not dropped, the view with a member that joined
+	// meanwhile, then newer messages.
+	late := e.member("late")
+	rl := e.join(late, group)
+	rl.WaitMembers(t, slow.Self(), late.Self())
 	rs := Record(t, slow.Self(), gs)
+	rs.WaitMembers(t, slow.Self(), late.Self())
 	e.send(s, bus.FIFO, "after", 0)
 	e.waitHas(rs, s, "after", 0)
 	for _, m := range rs.Messages() {

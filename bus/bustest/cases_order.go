@@ -9,9 +9,11 @@ import (
 // perSender is how many messages each sender sends in the ordering cases.
 const perSender = 200
 
-// testConcurrentSenders has three members send at level at once and checks
-// what the level promises at every member: exactly once for every level,
-// per-sender order from FIFO on, one identical stream from Causal on.
+// testConcurrentSenders has three members send at level at once, each
+// from two goroutines (tags "s" and "t"), and checks what the level
+// promises at every member: exactly once for every level, per-sender order
+// (of each goroutine's messages) from FIFO on, one identical stream from
+// Causal on.
 func testConcurrentSenders(e *env, level bus.Level) {
 	bs, rs := e.group("a", "b", "c")
 	e.requireLevel(bs[0], level)
@@ -22,17 +24,22 @@ func testConcurrentSenders(e *env, level bus.Level) {
 			e.checkFIFO(r, false)
 		}
 	}
+	tags := []string{"s", "t"}
 	var chs []<-chan error
 	for _, b := range bs {
-		chs = append(chs, e.sendAll(b, level, "s", 0, perSender))
+		for _, tag := range tags {
+			chs = append(chs, e.sendAll(b, level, tag, 0, perSender))
+		}
 	}
 	e.wait(chs...)
 	for _, r := range rs {
-		e.waitCount(r, "s", perSender, bs...)
+		for _, tag := range tags {
+			e.waitCount(r, tag, perSender, bs...)
+		}
 	}
 	for i, r := range rs {
-		if tl := tallies[i]; tl.Len() != len(bs)*perSender {
-			e.t.Errorf("%s: %d distinct messages, want %d", r.Self(), tl.Len(), len(bs)*perSender)
+		if want := len(bs) * len(tags) * perSender; tallies[i].Len() != want {
+			e.t.Errorf("%s: %d distinct messages, want %d", r.Self(), tallies[i].Len(), want)
 		}
 		for _, m := range r.Messages() {
 			if m.Level != level {
@@ -88,8 +95,10 @@ func testAgreedViewChange(e *env) {
 	progress := func(r *Recorder, n int) {
 		t.Helper()
 		base := count(r.Events(), a.Self(), "s")
+		var sc scanner
 		r.Wait(t, fmt.Sprintf("%d more messages from a", n), func(evs []bus.Event) bool {
-			return count(evs, a.Self(), "s") >= base+n
+			sc.update(evs)
+			return sc.count(a.Self(), "s") >= base+n
 		})
 	}
 	flows := []<-chan result{flood(a, "s", stop), flood(b, "s", stop)}
@@ -123,9 +132,8 @@ func testAgreedViewChange(e *env) {
 		last[bs[i].Self()] = res.sent - 1
 	}
 	for _, r := range []*Recorder{rs[0], rs[1], rd} {
-		r.Wait(t, "the last messages", func(evs []bus.Event) bool {
-			return has(evs, a.Self(), "s", last[a.Self()]) && has(evs, b.Self(), "s", last[b.Self()])
-		})
+		e.waitHas(r, a, "s", last[a.Self()])
+		e.waitHas(r, b, "s", last[b.Self()])
 	}
 	for _, r := range rs[:2] {
 		if n := count(r.Events(), c.Self(), "c"); uint64(n) != cRes.sent {

@@ -354,6 +354,26 @@ func TestSuiteCatchesDefects(t *testing.T) {
 				return []bus.Event{ev}
 			})}
 		}},
+		{"partition leak", []string{"Partition"}, func() *defect {
+			var a bus.MemberID
+			leaked := false
+			return &defect{recv: atMember("c", 0, func(ev bus.Event) []bus.Event {
+				if v, ok := ev.(*bus.View); ok && a.IsZero() {
+					a = v.Members[0]
+				}
+				m, ok := ev.(*bus.Message)
+				if !ok || leaked {
+					return []bus.Event{ev}
+				}
+				if tag, seq, _ := ParsePayload(m.Data); tag == "pc" {
+					leaked = true
+					fake := *m
+					fake.Sender, fake.Data = a, Payload("pa", seq, 0)
+					return []bus.Event{m, &fake}
+				}
+				return []bus.Event{ev}
+			})}
+		}},
 		{"Send after Close", []string{"Close"}, func() *defect { return &defect{sendAfterClose: true} }},
 		{"no size limit", []string{"MessageSize"}, func() *defect { return &defect{sizeDelta: -1} }},
 		{"unbounded queue", []string{"Backpressure"}, func() *defect { return &defect{config: inproc.Config{QueueLen: 2 * MaxBacklog}} }},
