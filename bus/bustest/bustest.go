@@ -39,10 +39,17 @@ type Faults interface {
 type Levels interface{ Supports(bus.Level) bool }
 
 // MaxBacklog bounds how many 1 KiB messages a Send at Reliable or above
-// may accept towards a member that does not read before it blocks: the
-// Backpressure case fails when more are accepted, taking it for an
-// unbounded queue.
+// may accept towards a member that does not read before it blocks, unless
+// the Network implements Backlog: the Backpressure case fails when more
+// are accepted, taking it for an unbounded queue.
 const MaxBacklog = 50_000
+
+// Backlog is implemented by Networks that know how many messages of 1 KiB
+// Sends at Reliable or above may accept towards a member that does not
+// read before they block (queues and windows between sender and
+// receiver). The Backpressure case then holds them to that bound instead
+// of MaxBacklog, and UnreliableNeverBlocks sends one more than it.
+type Backlog interface{ MaxBacklog() int }
 
 // group is the group the cases use.
 const group = "bustest"
@@ -203,6 +210,14 @@ func (e *env) requireLevel(b bus.Bus, level bus.Level) {
 	default:
 		e.t.Fatalf("bustest: Send at %s to a group without members: %v", level, err)
 	}
+}
+
+// backlog returns the bound of the flow-control cases.
+func (e *env) backlog() int {
+	if b, ok := e.net.(Backlog); ok && b.MaxBacklog() > 0 {
+		return b.MaxBacklog()
+	}
+	return MaxBacklog
 }
 
 // ordered returns the strongest level up to Agreed the Network supports

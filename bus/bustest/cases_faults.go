@@ -23,7 +23,7 @@ func testCrash(e *env) {
 	e.wg.Go(func() {
 		ctx, cancel := context.WithTimeout(e.life, Timeout)
 		defer cancel()
-		for seq := uint64(0); seq < 10*MaxBacklog; seq++ {
+		for seq := uint64(0); seq < 10*uint64(e.backlog()); seq++ {
 			if err := d.Send(ctx, group, level, Payload("d", seq, 0)); err != nil {
 				dErr <- err
 				return

@@ -30,7 +30,8 @@ func testUnreliableNeverBlocks(e *env) {
 	size := min(backlogSize, s.MaxMessageSize())
 	ctx, cancel := context.WithTimeout(e.life, Timeout)
 	defer cancel()
-	for seq := range uint64(MaxBacklog + 1) {
+	n := e.backlog() + 1
+	for seq := range uint64(n) {
 		if err := s.Send(ctx, group, bus.Unreliable, Payload("u", seq, size)); err != nil {
 			t.Fatalf("Unreliable Send #%d while the only member does not read: %v", seq, err)
 		}
@@ -51,7 +52,7 @@ func testUnreliableNeverBlocks(e *env) {
 			t.Fatalf("corrupt message: %v", err)
 		}
 	}
-	t.Logf("%d of %d unreliable messages kept by the member that did not read", count(rs.Events(), s.Self(), "u"), MaxBacklog+1)
+	t.Logf("%d of %d unreliable messages kept by the member that did not read", count(rs.Events(), s.Self(), "u"), n)
 }
 
 func testBackpressure(e *env) {
@@ -81,7 +82,7 @@ func (e *env) backpressure(level bus.Level) {
 	var accepted, refused []uint64
 	var seq uint64
 	blocked := false
-	for !blocked && len(accepted) <= MaxBacklog {
+	for !blocked && len(accepted) <= e.backlog() {
 		// A first timeout may be noise on a busy machine; two in a row,
 		// the second one longer, is a block.
 		wait := 250 * time.Millisecond

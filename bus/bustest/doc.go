@@ -63,9 +63,11 @@
 //	AlreadyJoined          a second Join is ErrAlreadyJoined; the first membership still works
 //	Restart                a member restarted under its name is a new MemberID: it joins after the
 //	                       old one left, its messages are delivered (not deduplicated), FIFO restarts
-//	UnreliableNeverBlocks  MaxBacklog+1 Unreliable sends to a member that does not read all return
+//	UnreliableNeverBlocks  MaxBacklog+1 Unreliable sends to a member that does not read all return;
+//	                       views are still delivered to it
 //	Backpressure           at Reliable, FIFO and Agreed, Send towards a member that does not read
-//	                       blocks after at most MaxBacklog 1 KiB messages until its ctx ends, and
+//	                       blocks after at most MaxBacklog 1 KiB messages (or the Network's own
+//	                       bound, see Backlog) until its ctx ends, and
 //	                       resumes when the member reads; nothing accepted is lost
 //	NoLeaks                traffic, a blocked Recv and a blocked Send, then Close of every member
 //	                       ends them all (every case also checks for leaked goroutines)

@@ -9,8 +9,15 @@ import (
 	"github.com/peerscale/peerscale/bus/inproc"
 )
 
-// network adapts a Hub to bustest.Network and bustest.Faults.
+// queueLen is the hub's queue length, which bounds the backlog towards a
+// member that does not read.
+const queueLen = 1024
+
+// network adapts a Hub to bustest.Network, bustest.Faults and
+// bustest.Backlog.
 type network struct{ hub *inproc.Hub }
+
+func (n network) MaxBacklog() int { return queueLen }
 
 func (n network) NewMember(t testing.TB, name string) bus.Bus {
 	t.Helper()
@@ -39,6 +46,7 @@ func (n network) Heal(t testing.TB) { n.hub.Heal() }
 var (
 	_ bustest.Network = network{}
 	_ bustest.Faults  = network{}
+	_ bustest.Backlog = network{}
 )
 
 // knownFailures maps bustest case names to the reason they fail here.
@@ -49,7 +57,7 @@ func TestConformance(t *testing.T) {
 		if reason, ok := knownFailures[path.Base(t.Name())]; ok {
 			t.Skip("known failure: " + reason)
 		}
-		hub := inproc.New(inproc.Config{})
+		hub := inproc.New(inproc.Config{QueueLen: queueLen})
 		t.Cleanup(func() { hub.Close() })
 		return network{hub}
 	})
