@@ -10,7 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/peerscale/peerscale/bus/inproc"
-	"github.com/peerscale/peerscale/vip/internal/netlab"
+	"github.com/peerscale/peerscale/vip/netlab"
 )
 
 // node runs a Manager with the Linux backend in a lab host.

@@ -16,7 +16,7 @@ import (
 
 	"github.com/peerscale/peerscale/bus/inproc"
 	"github.com/peerscale/peerscale/internal/leakcheck"
-	"github.com/peerscale/peerscale/vip/internal/netlab"
+	"github.com/peerscale/peerscale/vip/netlab"
 )
 
 func labVIFs(ips ...string) []VIF {

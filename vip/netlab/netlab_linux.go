@@ -1,6 +1,7 @@
 //go:build linux
 
-// Package netlab builds throw-away network labs for tests: a switch
+// Package netlab builds throw-away network labs for tests of virtual IP
+// failover (like net/http/httptest for HTTP): a switch
 // namespace with a bridge and one namespace per host, addresses from
 // 198.18.0.0/15 and 2001:2::/48 only. It needs root and iproute2.
 package netlab
@@ -253,4 +254,53 @@ func (w *NeighWatch) WaitMAC(ctx context.Context, ip netip.Addr, mac net.Hardwar
 			return time.Time{}, fmt.Errorf("neighbour entry of %s never pointed at %s: %w", ip, mac, ctx.Err())
 		}
 	}
+}
+
+// WaitChange waits until ip's entry points at a MAC other than from and
+// returns when that update arrived and the new MAC.
+func (w *NeighWatch) WaitChange(ctx context.Context, ip netip.Addr, from net.HardwareAddr) (time.Time, net.HardwareAddr, error) {
+	for {
+		w.mu.Lock()
+		for i := len(w.events) - 1; i >= 0; i-- {
+			e := w.events[i]
+			if e.ip != ip {
+				continue
+			}
+			if e.mac != from.String() {
+				w.mu.Unlock()
+				mac, err := net.ParseMAC(e.mac)
+				return e.at, mac, err
+			}
+			break
+		}
+		w.mu.Unlock()
+		select {
+		case <-w.cond:
+		case <-ctx.Done():
+			return time.Time{}, nil, fmt.Errorf("neighbour entry of %s never left %s: %w", ip, from, ctx.Err())
+		}
+	}
+}
+
+// Current returns the MAC of ip's latest neighbour update, if any.
+func (w *NeighWatch) Current(ip netip.Addr) net.HardwareAddr {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for i := len(w.events) - 1; i >= 0; i-- {
+		if w.events[i].ip == ip {
+			mac, _ := net.ParseMAC(w.events[i].mac)
+			return mac
+		}
+	}
+	return nil
+}
+
+// HostByMAC returns the name of the host whose eth0 has mac, or "".
+func (l *Lab) HostByMAC(mac net.HardwareAddr) string {
+	for name, h := range l.Hosts {
+		if h.MAC.String() == mac.String() {
+			return name
+		}
+	}
+	return ""
 }
