@@ -1,0 +1,119 @@
+// Package logpub writes Apache-exact access logs from net/http and
+// publishes them on the bus, after mod_log_spread: web servers send every
+// record to a log group; loggers (logsub) write files and acknowledge,
+// monitors watch. A plain file sink covers CustomLog to a local file.
+//
+// # Usage
+//
+//	f, err := logpub.Compile(logpub.CombinedFormat + " %T")
+//	pub, err := logpub.New(b, "logs", logpub.Config{Format: f, Dir: "/var/spool/logpub"})
+//	defer pub.Close()
+//	file, _ := os.OpenFile("access.log", os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+//	sink := logpub.MultiSink(pub, logpub.NewWriterSink(file, f))
+//	handler = logpub.Middleware(sink, logpub.HandlerConfig{})(handler)
+//	...
+//	err = pub.Shutdown(ctx) // sends the rest, waits for acknowledgement
+//
+// # Log formats
+//
+// Compile takes Apache 2.4 mod_log_config's LogFormat syntax (after
+// Apache's configuration parser removed its quoting) and formats with
+// Format.AppendLine into a caller's buffer without allocating. Every
+// directive is accepted, with status conditions (%400,501{User-agent}i,
+// %!200,304{Referer}i) and the < > modifiers (net/http has no internal
+// redirects: both print the same request). NamedFormat returns common,
+// combined, vhost_combined, referer and agent.
+//
+// Output follows Apache byte for byte: %r %i %o %U %u %C %e %n %q %m %H
+// %v %V %f %R escape '"', '\' and the bytes outside 0x20..0x7e as \" \\
+// \b \n \r \t \v or \xhh (so UTF-8 is escaped byte by byte); a value prints
+// "-" only when absent (a header sent empty prints empty); %b prints "-"
+// for no body bytes and %B prints 0; repeated request headers are joined
+// with ", "; %{Content-Type}o drops parameters and %{Set-Cookie}o joins
+// every value; %u prints "" for an empty user; %U is the decoded path with
+// "." and ".." segments resolved and slashes merged, as Apache's r->uri;
+// %{UNIT}T and %{...}p print an unknown argument itself, as Apache does.
+// Times print in Entry.Start's location; %{format}t is glibc strftime in
+// the C locale (with the -, _, 0 and ^ flags), begin:/end: prefixes, and
+// sec, msec, usec, msec_frac, usec_frac.
+//
+// What net/http cannot supply, and what prints instead:
+//
+//	%l             "-" (no identd)
+//	%L             Entry.LogID, "-" when empty (no mod_unique_id)
+//	%R %f          set with SetFilename; "-" otherwise
+//	%k             keep-alive requests before this one on the connection,
+//	               with http.Server.ConnContext = ConnContext; 0 otherwise
+//	%X             "X" when the client went away or the handler panicked,
+//	               "-" when the connection will close, "+" otherwise
+//	%I %O %S       estimated from the request line, headers and body read
+//	               (net/http does not expose wire bytes); exact when the
+//	               Entry's BytesIn/BytesOut are set
+//	%h %{c}h       the client address (no DNS lookups, as HostnameLookups Off)
+//	%a %{c}a       the client address of the connection (no mod_remoteip)
+//	%p             HandlerConfig.ServerPort, else the port the request came on
+//	%{tid}P        the OS thread that formats the line
+//	%{VAR}e        variables set with SetEnv (Apache: SetEnv/SetEnvIf)
+//	%{VAR}n        notes set with SetNote
+//	%u             the user set with SetUser, else the Basic auth user name
+//	               (Apache prints it only where authentication is configured)
+//	%{VAR}o        the handler's header map: headers net/http adds itself
+//	               (Date, Content-Length, a sniffed Content-Type) are absent
+//
+// # Middleware
+//
+// Middleware wraps an http.Handler and hands one Entry per request to a
+// Sink: final status (1xx responses are not final; 101 is), body bytes in
+// and out, duration, time to first byte, user. The wrapped ResponseWriter
+// keeps http.Flusher, http.Hijacker and io.ReaderFrom (so sendfile still
+// works) and has Unwrap for http.ResponseController. When the handler
+// panics the request is logged (status 500 unless written, %X "X") and the
+// panic goes on. Per request the middleware allocates nothing of its own.
+//
+// # Publishing
+//
+// A Publisher is a Sink. Log formats the line and appends the record (the
+// line plus structured fields, see internal/logwire) to an in-memory batch
+// under a mutex: no network, no channel send per line. A flusher goroutine
+// seals a batch when it is full (MaxBatchBytes) or FlushInterval old,
+// writes it to the journal (when Dir is set) and sends it to the group at
+// bus.FIFO. Each batch carries the publisher's ID, its Epoch (new at each
+// start) and the sequence numbers of its records (1, 2, ... per epoch).
+//
+// # Durability and acknowledgement
+//
+// Records stay in memory or in the journal until AckQuorum durable loggers
+// acknowledged them on the ack group (protocol in internal/logwire);
+// journal segments are deleted once every batch in them is acknowledged.
+// The Publisher retransmits when a logger asks (gap, restart: Resend and
+// AckSync), when a member joins the ack group (a logger back after a
+// crash or a partition), and after a failed Send (bus outage). After a
+// restart the journal is replayed under its old epoch. The journal is
+// bounded (MaxJournal, default 1 GiB) and is written without fsync: it
+// survives a crash of the process, not of the machine.
+//
+// # Backpressure
+//
+// Memory for batches is bounded by MaxMemory (default 64 MiB); with a
+// journal, batches move to disk and memory frees. When memory and journal
+// are both full, Log drops the record and counts it (Stats.Dropped, and
+// the next batch header's Dropped): the default. With Config.Block > 0,
+// Log first waits up to Block for room. Dropped records get no sequence
+// number, so loggers see no hole.
+//
+// # Concurrency
+//
+// Format is immutable. Middleware handlers, Publisher.Log and WriterSink.Log
+// are safe for concurrent use. A Publisher owns two goroutines (flusher,
+// ack receiver); Close stops them and waits; Shutdown drains first.
+//
+// # Testing
+//
+// Golden files (testdata/format.golden, go test -update) cover every
+// directive; TestApacheDifferential runs Debian's apache2 on 127.0.0.1 with
+// the same LogFormat, sends both servers the same awkward raw requests and
+// compares the lines byte for byte (skipped without apache2, failed when
+// PEERSCALE_REQUIRE_TOOLS=1). Publisher tests run on bus/inproc under
+// testing/synctest with crash, partition and torn-journal cases; the wire
+// and journal decoders are fuzzed.
+package logpub

@@ -1,0 +1,378 @@
+package logpub
+
+import (
+	"context"
+	"fmt"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/peerscale/peerscale/bus"
+	"github.com/peerscale/peerscale/bus/inproc"
+	"github.com/peerscale/peerscale/internal/leakcheck"
+	"github.com/peerscale/peerscale/internal/logwire"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// testLogger is a logger written against the wire protocol: it receives
+// batches on the log group, keeps each stream's records in order without
+// duplicates, and acknowledges on the ack group.
+type testLogger struct {
+	tb      testing.TB
+	name    string
+	b       *inproc.Bus
+	g       bus.Group
+	next    map[[2]string]uint64 // (publisher, epoch) -> next expected seq
+	lines   []string
+	batches int
+	dups    int
+	gaps    int
+}
+
+func newTestLogger(tb testing.TB, hub *inproc.Hub, name string) *testLogger {
+	tb.Helper()
+	b, err := hub.NewMember(name)
+	require.NoError(tb, err)
+	g, err := b.Join(tb.Context(), "logs")
+	require.NoError(tb, err)
+	_, err = b.Join(tb.Context(), "logs.ack")
+	require.NoError(tb, err)
+	return &testLogger{tb: tb, name: name, b: b, g: g, next: map[[2]string]uint64{}}
+}
+
+func key(pub string, epoch uint64) [2]string { return [2]string{pub, fmt.Sprint(epoch)} }
+
+// receive reads events until it holds n lines in total, for at most a
+// minute (of fake time, inside synctest).
+func (l *testLogger) receive(ctx context.Context, n int) {
+	l.tb.Helper()
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	for len(l.lines) < n {
+		ev, err := l.g.Recv(ctx)
+		require.NoError(l.tb, err, "logger %s has %d of %d lines", l.name, len(l.lines), n)
+		m, ok := ev.(*bus.Message)
+		if !ok {
+			continue
+		}
+		bt, err := logwire.DecodeBatch(m.Data)
+		require.NoError(l.tb, err)
+		l.batches++
+		k := key(bt.Publisher, bt.Epoch)
+		if l.next[k] == 0 {
+			l.next[k] = 1
+		}
+		for _, r := range bt.Records {
+			switch {
+			case r.Seq < l.next[k]:
+				l.dups++
+			case r.Seq > l.next[k]:
+				l.gaps++
+			default:
+				l.lines = append(l.lines, string(r.Line))
+				l.next[k]++
+			}
+		}
+	}
+}
+
+func (l *testLogger) ack(flags uint8, resend bool) {
+	l.tb.Helper()
+	a := &logwire.Ack{Logger: l.name, Flags: flags}
+	for k, next := range l.next {
+		var epoch uint64
+		fmt.Sscan(k[1], &epoch)
+		a.Entries = append(a.Entries, logwire.AckEntry{Publisher: k[0], Epoch: epoch, Next: next, Resend: resend})
+	}
+	require.NoError(l.tb, l.b.Send(l.tb.Context(), "logs.ack", bus.FIFO, logwire.AppendAck(nil, a)))
+}
+
+func logN(p *Publisher, from, n int) {
+	start := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
+	for i := from; i < from+n; i++ {
+		r := httptest.NewRequest("GET", fmt.Sprintf("/page/%d", i), nil)
+		p.Log(&Entry{Request: r, Status: 200, BodyBytes: int64(i), Start: start, End: start})
+	}
+}
+
+func wantLines(from, n int) []string {
+	var out []string
+	for i := from; i < from+n; i++ {
+		out = append(out, fmt.Sprintf(`192.0.2.1 - - [01/Jan/2024:00:00:00 +0000] "GET /page/%d HTTP/1.1" 200 %s`, i, clfBytes(i)))
+	}
+	return out
+}
+
+func clfBytes(i int) string {
+	if i == 0 {
+		return "-"
+	}
+	return fmt.Sprint(i)
+}
+
+var testFormat = MustCompile(CommonFormat)
+
+func waitFor(tb testing.TB, what string, cond func() bool) {
+	tb.Helper()
+	for range 1000 {
+		if cond() {
+			return
+		}
+		time.Sleep(10 * time.Millisecond) // fake time inside synctest
+	}
+	tb.Fatalf("timed out waiting for %s", what)
+}
+
+func TestPublisherDeliversAndReleases(t *testing.T) {
+	leakcheck.Check(t)
+	synctest.Test(t, func(t *testing.T) {
+		hub := inproc.New(inproc.Config{})
+		defer hub.Close()
+		pb, err := hub.NewMember("web1")
+		require.NoError(t, err)
+		l := newTestLogger(t, hub, "logger1")
+		p, err := New(pb, "logs", Config{ID: "web1", Format: testFormat, MaxBatchBytes: 4096})
+		require.NoError(t, err)
+		defer p.Close()
+
+		logN(p, 0, 500)
+		l.receive(t.Context(), 500)
+		assert.Equal(t, wantLines(0, 500), l.lines)
+		assert.Zero(t, l.gaps)
+		assert.Greater(t, l.batches, 10, "4 KiB batches")
+
+		st := p.Stats()
+		assert.Equal(t, uint64(500), st.Records)
+		assert.Equal(t, uint64(500), st.Retained, "nothing released before a durable ack")
+		l.ack(0, false)
+		synctest.Wait()
+		assert.Equal(t, uint64(500), p.Stats().Retained, "a non-durable ack releases nothing")
+		l.ack(logwire.AckDurable, false)
+		waitFor(t, "release", func() bool { return p.Stats().Retained == 0 })
+		st = p.Stats()
+		assert.Equal(t, uint64(500), st.Acked)
+		assert.Zero(t, st.Dropped)
+		assert.Zero(t, st.MemoryBytes)
+
+		ctx, cancel := context.WithTimeout(t.Context(), time.Second)
+		defer cancel()
+		require.NoError(t, p.Shutdown(ctx))
+		assert.ErrorIs(t, p.Shutdown(ctx), ErrClosed)
+		require.NoError(t, p.Close(), "Close after Shutdown is a no-op")
+	})
+}
+
+func TestPublisherResendsOnRequest(t *testing.T) {
+	leakcheck.Check(t)
+	synctest.Test(t, func(t *testing.T) {
+		hub := inproc.New(inproc.Config{})
+		defer hub.Close()
+		pb, _ := hub.NewMember("web1")
+		l := newTestLogger(t, hub, "logger1")
+		p, err := New(pb, "logs", Config{ID: "web1", Format: testFormat, MaxBatchBytes: 4096})
+		require.NoError(t, err)
+		defer p.Close()
+
+		logN(p, 0, 100)
+		l.receive(t.Context(), 100)
+		// The logger lost everything after record 40 (a crash before fsync).
+		l.lines = l.lines[:40]
+		for k := range l.next {
+			l.next[k] = 41
+		}
+		l.ack(logwire.AckDurable, true)
+		l.receive(t.Context(), 100)
+		assert.Equal(t, wantLines(0, 100), l.lines)
+		assert.Positive(t, l.dups, "batches are resent whole")
+		assert.Positive(t, p.Stats().Replayed)
+	})
+}
+
+func TestPublisherPartitionHeal(t *testing.T) {
+	leakcheck.Check(t)
+	synctest.Test(t, func(t *testing.T) {
+		hub := inproc.New(inproc.Config{})
+		defer hub.Close()
+		pb, _ := hub.NewMember("web1")
+		l := newTestLogger(t, hub, "logger1")
+		p, err := New(pb, "logs", Config{ID: "web1", Format: testFormat, MaxBatchBytes: 4096})
+		require.NoError(t, err)
+		defer p.Close()
+
+		logN(p, 0, 50)
+		l.receive(t.Context(), 50)
+		hub.Partition([]*inproc.Bus{pb}, []*inproc.Bus{l.b})
+		logN(p, 50, 50) // sent to an empty side: lost for the logger
+		time.Sleep(time.Second)
+		synctest.Wait()
+		hub.Heal() // the logger re-appears in the ack group: the publisher resends
+		l.receive(t.Context(), 100)
+		assert.Equal(t, wantLines(0, 100), l.lines)
+		assert.Zero(t, l.gaps)
+	})
+}
+
+func TestPublisherDropsWhenFull(t *testing.T) {
+	leakcheck.Check(t)
+	synctest.Test(t, func(t *testing.T) {
+		hub := inproc.New(inproc.Config{})
+		defer hub.Close()
+		pb, _ := hub.NewMember("web1")
+		p, err := New(pb, "logs", Config{ID: "web1", Format: testFormat, MaxBatchBytes: 4096, MaxMemory: 4 * 4104})
+		require.NoError(t, err)
+		defer p.Close()
+		start := time.Now()
+		logN(p, 0, 2000)
+		assert.Equal(t, start, time.Now(), "Log does not wait by default")
+		st := p.Stats()
+		assert.Positive(t, st.Dropped)
+		assert.Equal(t, uint64(2000), st.Records+st.Dropped)
+		assert.LessOrEqual(t, st.MemoryBytes, int64(4*4104))
+	})
+}
+
+func TestPublisherBlocksWithBound(t *testing.T) {
+	leakcheck.Check(t)
+	synctest.Test(t, func(t *testing.T) {
+		hub := inproc.New(inproc.Config{})
+		defer hub.Close()
+		pb, _ := hub.NewMember("web1")
+		p, err := New(pb, "logs", Config{ID: "web1", Format: testFormat, MaxBatchBytes: 4096, MaxMemory: 2 * 4104, Block: 30 * time.Millisecond})
+		require.NoError(t, err)
+		defer p.Close()
+		for p.Stats().Dropped == 0 {
+			before := time.Now()
+			logN(p, 0, 1)
+			if p.Stats().Dropped > 0 {
+				assert.Equal(t, 30*time.Millisecond, time.Since(before), "the dropping Log waited Block")
+			}
+		}
+	})
+}
+
+func TestPublisherJournalReplay(t *testing.T) {
+	leakcheck.Check(t)
+	dir := t.TempDir()
+	synctest.Test(t, func(t *testing.T) {
+		hub := inproc.New(inproc.Config{})
+		defer hub.Close()
+		pb, _ := hub.NewMember("web1")
+		cfg := Config{ID: "web1", Format: testFormat, MaxBatchBytes: 4096, Dir: dir, SegmentBytes: 16 << 10}
+		p, err := New(pb, "logs", cfg)
+		require.NoError(t, err)
+		logN(p, 0, 300) // no logger anywhere
+		require.NoError(t, p.Close())
+		st := p.Stats()
+		assert.Positive(t, st.JournalBytes)
+		segs, _ := filepath.Glob(filepath.Join(dir, "*.journal"))
+		assert.Greater(t, len(segs), 1, "16 KiB segments")
+		epoch1 := p.Epoch()
+
+		// Restart: the journal is replayed under the old epoch's numbers.
+		l := newTestLogger(t, hub, "logger1")
+		p2, err := New(pb, "logs", cfg)
+		require.NoError(t, err)
+		defer p2.Close()
+		assert.Greater(t, p2.Epoch(), epoch1)
+		logN(p2, 300, 10)
+		l.receive(t.Context(), 310)
+		assert.Equal(t, wantLines(0, 310), l.lines)
+		assert.Contains(t, l.next, key("web1", epoch1))
+		assert.Contains(t, l.next, key("web1", p2.Epoch()))
+		l.ack(logwire.AckDurable, false)
+		waitFor(t, "release", func() bool { return p2.Stats().Retained == 0 })
+		assert.Equal(t, uint64(300), p2.Stats().Replayed)
+		segs, _ = filepath.Glob(filepath.Join(dir, "*.journal"))
+		for _, s := range segs {
+			assert.True(t, strings.HasPrefix(filepath.Base(s), fmt.Sprintf("%016x", p2.Epoch())), "old segments deleted: %s", s)
+		}
+	})
+}
+
+func TestPublisherJournalTornWrite(t *testing.T) {
+	dir := t.TempDir()
+	synctest.Test(t, func(t *testing.T) {
+		hub := inproc.New(inproc.Config{})
+		defer hub.Close()
+		pb, _ := hub.NewMember("web1")
+		cfg := Config{ID: "web1", Format: testFormat, MaxBatchBytes: 4096, Dir: dir}
+		p, err := New(pb, "logs", cfg)
+		require.NoError(t, err)
+		logN(p, 0, 100)
+		require.NoError(t, p.Close())
+		segs, _ := filepath.Glob(filepath.Join(dir, "*.journal"))
+		require.Len(t, segs, 1)
+		fi, err := os.Stat(segs[0])
+		require.NoError(t, err)
+		require.NoError(t, os.Truncate(segs[0], fi.Size()-10)) // the last frame is torn
+
+		l := newTestLogger(t, hub, "logger1")
+		p2, err := New(pb, "logs", cfg)
+		require.NoError(t, err)
+		defer p2.Close()
+		n := int(p2.Stats().Retained)
+		assert.Less(t, n, 100)
+		assert.Positive(t, n)
+		l.receive(t.Context(), n)
+		assert.Equal(t, wantLines(0, n), l.lines, "a valid prefix is replayed")
+	})
+}
+
+func TestPublisherBusCrash(t *testing.T) {
+	leakcheck.Check(t)
+	synctest.Test(t, func(t *testing.T) {
+		hub := inproc.New(inproc.Config{})
+		defer hub.Close()
+		pb, _ := hub.NewMember("web1")
+		p, err := New(pb, "logs", Config{ID: "web1", Format: testFormat, AckQuorum: -1})
+		require.NoError(t, err)
+		hub.Crash(pb)
+		logN(p, 0, 10)
+		p.Flush()
+		waitFor(t, "send error", func() bool { return p.Stats().SendErrors > 0 })
+		assert.Equal(t, uint64(10), p.Stats().Retained)
+		require.NoError(t, p.Close())
+		logN(p, 0, 1)
+		assert.Equal(t, uint64(1), p.Stats().Dropped, "Log after Close drops")
+	})
+}
+
+func TestPublisherNoQuorum(t *testing.T) {
+	leakcheck.Check(t)
+	synctest.Test(t, func(t *testing.T) {
+		hub := inproc.New(inproc.Config{})
+		defer hub.Close()
+		pb, _ := hub.NewMember("web1")
+		l := newTestLogger(t, hub, "monitor")
+		p, err := New(pb, "logs", Config{ID: "web1", Format: testFormat, AckQuorum: -1})
+		require.NoError(t, err)
+		logN(p, 0, 20)
+		l.receive(t.Context(), 20)
+		waitFor(t, "release", func() bool { return p.Stats().Retained == 0 })
+		ctx, cancel := context.WithTimeout(t.Context(), time.Second)
+		defer cancel()
+		require.NoError(t, p.Shutdown(ctx))
+	})
+}
+
+func TestPublisherShutdownTimeout(t *testing.T) {
+	leakcheck.Check(t)
+	synctest.Test(t, func(t *testing.T) {
+		hub := inproc.New(inproc.Config{})
+		defer hub.Close()
+		pb, _ := hub.NewMember("web1")
+		p, err := New(pb, "logs", Config{ID: "web1", Format: testFormat})
+		require.NoError(t, err)
+		logN(p, 0, 5)
+		ctx, cancel := context.WithTimeout(t.Context(), time.Second)
+		defer cancel()
+		err = p.Shutdown(ctx)
+		assert.ErrorIs(t, err, ErrUnacknowledged)
+		assert.ErrorIs(t, err, context.DeadlineExceeded)
+	})
+}
