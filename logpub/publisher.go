@@ -124,7 +124,7 @@ type Publisher struct {
 	acks       map[string]map[streamKey]uint64
 	changed    chan struct{}
 	inUse      *batch // the batch whose buffer the flusher reads outside mu
-	journalOff bool // journal full: stop writing until it shrinks
+	journalOff bool   // journal full: stop writing until it shrinks
 	stats      Stats
 }
 
