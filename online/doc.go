@@ -40,6 +40,21 @@
 // read-write mutex guards it; Count reads an atomic counter without taking
 // it.
 //
+// # Server
+//
+// Server speaks the Redis protocol (RESP2), so redis-cli, redis-benchmark
+// and Redis client libraries work against it; see Server for the commands
+// (HIT, COUNT, ONURL, LAST, PING, ECHO, INFO, QUIT). A connection executes
+// every request it has received and writes the collected replies once its
+// input is drained: a pipelined batch costs one read and one write.
+// Requests are bounded (ServerConfig.MaxRequestBytes, 64 arguments),
+// connections too (MaxConns); bad commands get Redis-style "-ERR ..."
+// replies, a malformed request gets "-ERR Protocol error: ..." and the
+// connection is closed. Package online/client is the Go client.
+//
+// NewHandler serves the same queries over HTTP as JSON (GET /count,
+// GET /url?u=...&limit=30, GET /user?u=...).
+//
 // # Performance
 //
 // In-process on a 2-core shared VM (Go 1.26, amd64), 100,000 users online,

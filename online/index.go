@@ -73,7 +73,7 @@ type Index struct {
 	users  map[string]*rec
 	urls   map[string]*urlList
 	all    slist
-	cutoff int64 // hits at or before this are expired
+	cutoff atomic.Int64 // hits at or before this are expired; only grows
 	rng    uint64
 	st     IndexStats
 	count  atomic.Int64
@@ -87,15 +87,16 @@ func NewIndex(cfg Config) *Index {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Index{
+	x := &Index{
 		window: max(cfg.Window.Milliseconds(), 1),
 		now:    cfg.Now,
 		users:  make(map[string]*rec),
 		urls:   make(map[string]*urlList),
 		all:    slist{kind: byTime},
-		cutoff: math.MinInt64,
 		rng:    rand.Uint64() | 1,
 	}
+	x.cutoff.Store(math.MinInt64)
+	return x
 }
 
 // Window returns the configured window.
@@ -133,7 +134,7 @@ func (x *Index) HitBytes(user, url []byte, unixMilli int64) bool {
 }
 
 func (x *Index) hit(user, url string, ms int64) bool {
-	if ms <= x.cutoff {
+	if ms <= x.cutoff.Load() {
 		x.st.Stale++
 		return false
 	}
@@ -151,7 +152,7 @@ func (x *Index) hit(user, url string, ms int64) bool {
 }
 
 func (x *Index) hitBytes(user, url []byte, ms int64) bool {
-	if ms <= x.cutoff {
+	if ms <= x.cutoff.Load() {
 		x.st.Stale++
 		return false
 	}
@@ -219,13 +220,27 @@ func (x *Index) add(user string, ul *urlList, url string, ms int64) {
 // costs O(1) plus O(height) per user removed.
 func (x *Index) Expire() int {
 	c := x.now().UnixMilli() - x.window
+	for {
+		old := x.cutoff.Load()
+		if c <= old {
+			c = old
+			break
+		}
+		if x.cutoff.CompareAndSwap(old, c) {
+			break
+		}
+	}
+	// Fast path under the read lock: nobody to remove.
+	x.mu.RLock()
+	f := x.all.first()
+	x.mu.RUnlock()
+	if f == nil || f.t > c {
+		return 0
+	}
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	if c > x.cutoff {
-		x.cutoff = c
-	}
 	n := 0
-	for r := x.all.first(); r != nil && r.t <= x.cutoff; r = x.all.first() {
+	for r := x.all.first(); r != nil && r.t <= c; r = x.all.first() {
 		x.all.remove(r)
 		ul := r.url
 		ul.s.remove(r)
@@ -272,19 +287,7 @@ func (x *Index) OnURL(url string, limit int) []Visit {
 func (x *Index) AppendOnURL(dst []Visit, url string, limit int) []Visit {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
-	ul := x.urls[url]
-	if ul == nil {
-		return dst
-	}
-	if limit <= 0 || limit > ul.s.n {
-		limit = ul.s.n
-	}
-	dst = growVisits(dst, limit)
-	for r := ul.s.last(); r != nil && limit > 0; r = r.u0.prev {
-		dst = append(dst, Visit{User: r.user, URL: ul.name, Time: time.UnixMilli(r.t)})
-		limit--
-	}
-	return dst
+	return appendURL(dst, x.urls[url], limit)
 }
 
 // CountURL returns the number of users whose last hit was on url.
@@ -314,4 +317,37 @@ func (x *Index) Stats() IndexStats {
 	s.Users = len(x.users)
 	s.URLs = len(x.urls)
 	return s
+}
+
+// lookupBytes is Lookup for a name in a byte slice, without allocating.
+func (x *Index) lookupBytes(user []byte) (url string, ms int64, ok bool) {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	r := x.users[string(user)]
+	if r == nil {
+		return "", 0, false
+	}
+	return r.url.name, r.t, true
+}
+
+// appendOnURLBytes is AppendOnURL for a URL in a byte slice.
+func (x *Index) appendOnURLBytes(dst []Visit, url []byte, limit int) []Visit {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	return appendURL(dst, x.urls[string(url)], limit)
+}
+
+func appendURL(dst []Visit, ul *urlList, limit int) []Visit {
+	if ul == nil {
+		return dst
+	}
+	if limit <= 0 || limit > ul.s.n {
+		limit = ul.s.n
+	}
+	dst = growVisits(dst, limit)
+	for r := ul.s.last(); r != nil && limit > 0; r = r.u0.prev {
+		dst = append(dst, Visit{User: r.user, URL: ul.name, Time: time.UnixMilli(r.t)})
+		limit--
+	}
+	return dst
 }
