@@ -46,23 +46,26 @@ type link struct {
 	wake   chan struct{} // writer notification, capacity 1
 	redial chan struct{} // dialer notification, capacity 1
 
-	mu       sync.Mutex
-	addr     string
-	closed   bool
-	nextSeq  uint64 // last sequence number assigned
-	acked    uint64 // every frame <= acked is acknowledged
-	win      []outFrame
-	winBytes int
-	sent     uint64 // last sequence number written on the current connection
-	unrel    []outFrame
-	unrelLen int
-	ackDirty bool
-	bye      bool
-	byeSent  chan struct{}
-	space    chan struct{} // closed when the window frees space
-	conn     net.Conn
-	connStop chan struct{}
-	gen      uint64
+	mu        sync.Mutex
+	addr      string
+	closed    bool
+	down      bool          // memberlist says the peer is dead; kept in case it comes back
+	downSince time.Time     // when down was set
+	downCh    chan struct{} // closed when down is set
+	nextSeq   uint64        // last sequence number assigned
+	acked     uint64        // every frame <= acked is acknowledged
+	win       []outFrame
+	winBytes  int
+	sent      uint64 // last sequence number written on the current connection
+	unrel     []outFrame
+	unrelLen  int
+	ackDirty  bool
+	bye       bool
+	byeSent   chan struct{}
+	space     chan struct{} // closed when the window frees space
+	conn      net.Conn
+	connStop  chan struct{}
+	gen       uint64
 
 	epoch uint64 // identifies this link state to the peer
 
@@ -87,6 +90,7 @@ func newLink(b *Bus, peer bus.MemberID) *link {
 		wake:    make(chan struct{}, 1),
 		redial:  make(chan struct{}, 1),
 		space:   make(chan struct{}),
+		downCh:  make(chan struct{}),
 		byeSent: make(chan struct{}),
 		epoch:   randUint64(),
 	}
@@ -154,14 +158,15 @@ func (l *link) full(n int) bool {
 }
 
 // waitRoom waits until the window has room for n bytes, ctx ends, the
-// link closes (nil: the peer left) or the Bus closes.
+// peer goes down or leaves (nil: nothing is sent to it) or the Bus closes.
 func (l *link) waitRoom(ctx context.Context, n int) error {
 	l.mu.Lock()
-	for !l.closed && l.full(n) {
-		ch := l.space
+	for !l.closed && !l.down && l.full(n) {
+		ch, down := l.space, l.downCh
 		l.mu.Unlock()
 		select {
 		case <-ch:
+		case <-down:
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-l.done:
@@ -174,11 +179,51 @@ func (l *link) waitRoom(ctx context.Context, n int) error {
 	return nil
 }
 
+// setDown marks the peer dead (memberlist) or alive again. While down the
+// link drops what is sent to it and does not dial, but keeps its sequence
+// state and window, so that a peer wrongly declared dead resumes without
+// loss or duplicates.
+func (l *link) setDown(down bool) {
+	l.mu.Lock()
+	if l.closed || l.down == down {
+		l.mu.Unlock()
+		return
+	}
+	l.down = down
+	if down {
+		l.downSince = time.Now()
+		close(l.downCh)
+		if l.conn != nil {
+			l.conn.Close()
+			close(l.connStop)
+			l.conn = nil
+		}
+	} else {
+		l.downCh = make(chan struct{})
+	}
+	l.mu.Unlock()
+	notify(l.redial)
+}
+
+// downFor reports how long the peer has been down (zero when it is up).
+func (l *link) downFor(now time.Time) time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.down {
+		return 0
+	}
+	return now.Sub(l.downSince)
+}
+
 // send appends a sequenced frame to the window. With ctx it waits while
 // the window is full; without (control frames) it never waits. A link
 // closed meanwhile drops the frame: its peer has left.
 func (l *link) send(ctx context.Context, typ byte, body []byte) (uint64, error) {
 	l.mu.Lock()
+	if l.down {
+		l.mu.Unlock()
+		return 0, nil
+	}
 	for ctx != nil && !l.closed && l.full(len(body)) {
 		ch := l.space
 		l.mu.Unlock()
@@ -209,7 +254,7 @@ func (l *link) send(ctx context.Context, typ byte, body []byte) (uint64, error) 
 // full.
 func (l *link) sendUnreliable(body []byte) bool {
 	l.mu.Lock()
-	if l.closed || l.conn == nil || len(l.unrel) >= l.b.cfg.Window || l.unrelLen+len(body) > l.b.cfg.WindowBytes/4 {
+	if l.closed || l.down || l.conn == nil || len(l.unrel) >= l.b.cfg.Window || l.unrelLen+len(body) > l.b.cfg.WindowBytes/4 {
 		l.mu.Unlock()
 		return false
 	}
@@ -554,7 +599,7 @@ func (l *link) dialLoop() {
 	<-t.C
 	for {
 		l.mu.Lock()
-		idle := l.conn == nil && l.addr != "" && !l.closed
+		idle := l.conn == nil && l.addr != "" && !l.closed && !l.down
 		addr := l.addr
 		l.mu.Unlock()
 		if !idle {

@@ -14,6 +14,10 @@ import (
 	"github.com/peerscale/peerscale/bus"
 )
 
+// linkLinger is how long the link state of a dead member is kept in case
+// memberlist declared it dead wrongly and it comes back.
+const linkLinger = time.Minute
+
 type evKind uint8
 
 const (
@@ -230,7 +234,9 @@ func (m *manager) handle(e event) {
 		delete(b.recent, e.id)
 		b.liveAddrs[e.addr] = true
 		b.recentMu.Unlock()
-		b.linkFor(e.id, e.meta.DataAddr)
+		if l := b.linkFor(e.id, e.meta.DataAddr); l != nil {
+			l.setDown(false)
+		}
 		b.log.Info("member up", "peer", e.id.String())
 	case evLeave, evBye:
 		if e.id == b.self {
@@ -246,7 +252,16 @@ func (m *manager) handle(e event) {
 			delete(b.liveAddrs, mem.addr)
 			b.recentMu.Unlock()
 		}
-		b.removeLink(e.id)
+		if e.kind == evBye {
+			b.removeLink(e.id)
+		} else {
+			b.mu.RLock()
+			l := b.links[e.id]
+			b.mu.RUnlock()
+			if l != nil {
+				l.setDown(true)
+			}
+		}
 		if ok {
 			b.log.Info("member down", "peer", e.id.String(), "bye", e.kind == evBye)
 		}
@@ -395,6 +410,18 @@ func (m *manager) tick() {
 	}
 	if now.Sub(m.lastTick) >= 500*time.Millisecond {
 		m.lastTick = now
+		// Forget the members dead for good.
+		b.mu.RLock()
+		var gone []bus.MemberID
+		for id, l := range b.links {
+			if l.downFor(now) > linkLinger {
+				gone = append(gone, id)
+			}
+		}
+		b.mu.RUnlock()
+		for _, id := range gone {
+			b.removeLink(id)
+		}
 		if b.pending() {
 			b.post(event{kind: evLocal})
 		}
@@ -514,7 +541,7 @@ func (m *manager) checkTrackers() {
 	kept := m.trackers[:0]
 	for _, tr := range m.trackers {
 		for l, seq := range tr.waits {
-			if l.isClosed() || l.ackedSeq() >= seq {
+			if l.isClosed() || l.downFor(now) > 0 || l.ackedSeq() >= seq {
 				delete(tr.waits, l)
 			}
 		}
