@@ -71,16 +71,31 @@ func testAgreedViewChange(e *env) {
 		sent uint64
 		err  error
 	}
-	flood := func(s bus.Bus, tag string, stop <-chan struct{}) <-chan result {
+	// flood sends until stop, keeping at most window messages of its own
+	// undelivered to itself, so that messages flow for as long as the
+	// case needs without running ahead of delivery.
+	const window = 16
+	flood := func(s bus.Bus, self *Recorder, tag string, stop <-chan struct{}) <-chan result {
 		done := make(chan result, 1)
 		e.wg.Go(func() {
 			var seq uint64
+			var sc scanner
 			for {
 				select {
 				case <-stop:
 					done <- result{sent: seq}
 					return
 				default:
+				}
+				if seq >= window {
+					err := self.wait(Timeout, func(evs []bus.Event) bool {
+						sc.update(evs)
+						return sc.has(s.Self(), tag, seq-window)
+					})
+					if err != nil {
+						done <- result{seq, fmt.Errorf("%s: waiting for own message #%d: %w", s.Self(), seq-window, err)}
+						return
+					}
 				}
 				if err := s.Send(e.life, group, bus.Agreed, Payload(tag, seq, 0)); err != nil {
 					done <- result{seq, fmt.Errorf("%s: Send #%d: %w", s.Self(), seq, err)}
@@ -101,8 +116,8 @@ func testAgreedViewChange(e *env) {
 			return sc.count(a.Self(), "s") >= base+n
 		})
 	}
-	flows := []<-chan result{flood(a, "s", stop), flood(b, "s", stop)}
-	cFlow := flood(c, "c", stopC) // the floods end with the case at the latest
+	flows := []<-chan result{flood(a, rs[0], "s", stop), flood(b, rs[1], "s", stop)}
+	cFlow := flood(c, rs[2], "c", stopC) // the floods end with the case at the latest
 	progress(rs[0], 50)
 
 	d := e.member("d")
@@ -111,6 +126,7 @@ func testAgreedViewChange(e *env) {
 	e.checkOnce(rd)
 	rd.WaitView(t, 0, "the first view", func(*bus.View) bool { return true })
 	progress(rd, 50)
+	rs[2].WaitMembers(t, a.Self(), b.Self(), c.Self(), d.Self()) // c's stream overlaps d's
 
 	close(stopC)
 	cRes := <-cFlow

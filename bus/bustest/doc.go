@@ -28,7 +28,10 @@
 // Implementing Faults (Crash, Partition, Heal) enables the fault cases;
 // implementing Levels declares levels that are not provided (their cases
 // are skipped, and the others use FIFO where they would use Agreed). Safe
-// is skipped when Send returns bus.ErrUnsupportedLevel.
+// is skipped when Send returns bus.ErrUnsupportedLevel. Implementing
+// Backlog declares how many messages may queue towards a member that does
+// not read; the flow-control cases then hold the implementation to that
+// bound instead of MaxBacklog.
 //
 // newNetwork runs inside each case's subtest, so an implementation lists
 // the cases it knows it fails by name and skips them there:
@@ -45,14 +48,17 @@
 //
 //	JoinFirstView          the first event after Join is a view containing the member at Self,
 //	                       also when the joiner arrives while messages flow
+//	RecvContext            Recv returns the context's error when it ends, and works afterwards
 //	ViewsIdentical         4 members join and leave; views (ID, Members, Previous) identical
 //	                       at every member over the streams they share; oldest first; ids increase
-//	SelfDelivery           a member receives its own messages at every level it provides
-//	Reliable, FIFO         3 members send 200 messages each at once: exactly once everywhere,
-//	                       and for FIFO in order per sender without gaps
+//	SelfDelivery           a member receives its own messages at every level it provides, intact
+//	                       although the caller overwrote the buffer once Send returned
+//	Reliable, FIFO         3 members send 2×200 messages each (two goroutines per member) at
+//	                       once: exactly once everywhere, and for FIFO in order per sender
+//	                       without gaps
 //	Agreed, Causal, Safe   the same, and one identical stream (hash chains) at every member
-//	AgreedViewChange       a member joins and another leaves while two send at Agreed: the
-//	                       views fall at the same point of every member's stream
+//	AgreedViewChange       a member joins and another leaves while three send at Agreed without
+//	                       pause: the views fall at the same point of every member's stream
 //	OpenGroup              a non-member sends at every level: members receive, it gets nothing
 //	                       and does not join, not even when it joins later
 //	Leave                  the others see a view with Left; Recv and Group.Send return ErrClosed;
@@ -84,13 +90,29 @@
 // The suite runs in real time against real networks as well as in-process
 // buses: it never sleeps for a fixed time and never assumes that delivery
 // is instantaneous or atomic. Every wait ends as soon as its condition
-// holds and fails after Timeout (20 s). Cases run one after another
-// because each checks that the goroutines it caused are gone
-// (internal/leakcheck). Backpressure waits 250 ms then 1 s for a Send to
-// time out per level, so on a correct implementation it is the slowest
-// case. Against bus/inproc, `go test -race -run TestConformance
-// ./bus/inproc/` takes about 5 s on a 2-core machine (Backpressure 4 s,
-// UnreliableNeverBlocks 0.7 s, every other case under 0.1 s).
+// holds and fails after Timeout (20 s); checks run as events arrive, so a
+// gap, a duplicate or a broken view fails at once rather than at the
+// timeout (only a lost message of an unordered level waits for it). Cases
+// run one after another because each checks that the goroutines it caused
+// are gone (internal/leakcheck). Backpressure waits 250 ms and then 1 s
+// for a Send to time out, per level, which makes it the slowest case on a
+// correct implementation; it assumes that a member which stops reading
+// for those 2 s stays in the view.
+//
+// Against bus/inproc, `go test -race -run TestConformance ./bus/inproc/`
+// takes 5–8 s on a shared 2-core machine: Backpressure ~4 s, every other
+// case under 1 s. The suite's own test (`go test -race ./bus/bustest/`)
+// runs selected cases against versions of inproc with one defect each
+// (a lost, duplicated or reordered message, a late view, a wrong Self, a
+// merge that forgets a side, a partition that leaks, Send after Close, no
+// size limit, an unbounded queue) and requires each to be caught.
+//
+// # Strictness
+//
+// Beyond the letter of the bus package, the StreamChecker requires that a
+// member delivers every view it belongs to: Previous of each view must
+// contain the member's previous view, so skipping a view is an error.
+// Heal requires one merged view, not a sequence of partial merges.
 //
 // # Checkers
 //
