@@ -358,14 +358,14 @@ func (e *env) waitHas(r *Recorder, sender bus.Bus, tag string, seq uint64) {
 
 // checkFIFO checks per-sender order in r's stream, as it arrives.
 func (e *env) checkFIFO(r *Recorder, lateStart bool) {
-	r.AddCheck(Messages((&FIFO{LateStart: lateStart}).Check))
+	r.AddCheck(CheckMessages((&FIFO{LateStart: lateStart}).Check))
 }
 
 // checkOnce checks exactly-once delivery in r's stream, as it arrives,
 // and returns the Tally.
 func (e *env) checkOnce(r *Recorder) *Tally {
 	var tl Tally
-	r.AddCheck(Messages(tl.Add))
+	r.AddCheck(CheckMessages(tl.Add))
 	return &tl
 }
 

@@ -277,8 +277,9 @@ func (t *Tally) Missing(sender bus.MemberID, tag string, n uint64) []uint64 {
 	return out
 }
 
-// Messages adapts a check of messages to Recorder.AddCheck: views pass.
-func Messages(check func(*bus.Message) error) func(bus.Event) error {
+// CheckMessages adapts a check of messages, such as FIFO.Check or
+// Tally.Add, to Recorder.AddCheck: views pass.
+func CheckMessages(check func(*bus.Message) error) func(bus.Event) error {
 	return func(ev bus.Event) error {
 		if m, ok := ev.(*bus.Message); ok {
 			return check(m)
