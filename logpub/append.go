@@ -95,7 +95,14 @@ func (f *Format) appendOp(dst []byte, o *op, e *Entry, r *http.Request) []byte {
 		vs := lookupHeader(e.ResponseHeader, http.TrailerPrefix+o.key, "")
 		return appendJoined(dst, vs)
 	case opKeepAlives:
-		return strconv.AppendInt(dst, int64(e.KeepAlives), 10)
+		// Apache counts a request as a keep-alive once its response keeps
+		// the connection open and prints that count minus one, so the
+		// request that closes a connection repeats its predecessor's number.
+		k := e.KeepAlives
+		if k > 0 && connStatus(e) != '+' {
+			k--
+		}
+		return strconv.AppendInt(dst, int64(k), 10)
 	case opLogname:
 		return append(dst, '-')
 	case opMethod:
@@ -226,11 +233,8 @@ func connStatus(e *Entry) byte {
 		return 'X'
 	}
 	r := e.Request
-	if r == nil || r.Close {
+	if r == nil || r.Close { // net/http sets Close for HTTP/1.0 without keep-alive
 		return '-'
-	}
-	if !r.ProtoAtLeast(1, 1) {
-		return '-' // net/http keeps HTTP/1.0 connections open only when asked, and sets Close otherwise
 	}
 	if vs := e.ResponseHeader["Connection"]; len(vs) > 0 {
 		for _, v := range vs {
