@@ -11,9 +11,12 @@ import (
 // uses about log4(n) levels, so 24 levels serve 4^24 (2.8e14) elements.
 const maxLevel = 24
 
-// link is one level of a tower: the neighbours at that level.
+// link is one level of a tower: the neighbours at that level and a copy
+// of the next element's key, so that a search compares without loading
+// the next element and touches memory only for the elements it passes.
 type link[K, V any] struct {
 	next, prev *Element[K, V]
+	nkey       K // next.key when next != nil
 }
 
 // Element is one key/value pair linked into a Map. The tower of links is
@@ -181,17 +184,17 @@ func (m *Map[K, V]) find(k K) *Element[K, V] {
 	x := &m.head
 	for i := m.level - 1; i >= 0; i-- {
 		for {
-			nx := x.tower[i].next
-			if nx == nil {
+			l := &x.tower[i]
+			if l.next == nil {
 				break
 			}
-			c := m.cmp(nx.key, k)
+			c := m.cmp(l.nkey, k)
 			if c < 0 {
-				x = nx
+				x = l.next
 				continue
 			}
 			if c == 0 {
-				return nx
+				return l.next
 			}
 			break
 		}
@@ -215,11 +218,11 @@ func (m *Map[K, V]) seek(k K, preds *[maxLevel]*Element[K, V]) *Element[K, V] {
 	}
 	for i := m.level - 1; i >= 0; i-- {
 		for {
-			nx := x.tower[i].next
-			if nx == nil || m.cmp(nx.key, k) >= 0 {
+			l := &x.tower[i]
+			if l.next == nil || m.cmp(l.nkey, k) >= 0 {
 				break
 			}
-			x = nx
+			x = l.next
 		}
 		preds[i] = x
 	}
@@ -230,9 +233,10 @@ func (m *Map[K, V]) seek(k K, preds *[maxLevel]*Element[K, V]) *Element[K, V] {
 func (m *Map[K, V]) link(e *Element[K, V], preds *[maxLevel]*Element[K, V]) {
 	for i := range e.tower {
 		p := preds[i]
-		nx := p.tower[i].next
-		e.tower[i] = link[K, V]{next: nx, prev: p}
-		p.tower[i].next = e
+		pl := &p.tower[i]
+		nx := pl.next
+		e.tower[i] = link[K, V]{next: nx, prev: p, nkey: pl.nkey}
+		pl.next, pl.nkey = e, e.key
 		if nx == nil {
 			m.head.tower[i].prev = e
 		} else {
@@ -245,8 +249,10 @@ func (m *Map[K, V]) link(e *Element[K, V], preds *[maxLevel]*Element[K, V]) {
 
 // unlink removes e from every level of its tower, in O(height).
 func (m *Map[K, V]) unlink(e *Element[K, V]) {
-	for i, l := range e.tower {
-		l.prev.tower[i].next = l.next
+	for i := range e.tower {
+		l := &e.tower[i]
+		pl := &l.prev.tower[i]
+		pl.next, pl.nkey = l.next, l.nkey
 		if l.next == nil {
 			m.head.tower[i].prev = l.prev
 		} else {
@@ -358,17 +364,17 @@ func (m *Map[K, V]) ceil(k K, strict bool) *Element[K, V] {
 	x := &m.head
 	for i := m.level - 1; i >= 0; i-- {
 		for {
-			nx := x.tower[i].next
-			if nx == nil {
+			l := &x.tower[i]
+			if l.next == nil {
 				break
 			}
-			c := m.cmp(nx.key, k)
+			c := m.cmp(l.nkey, k)
 			if c < 0 || (strict && c == 0) {
-				x = nx
+				x = l.next
 				continue
 			}
 			if c == 0 {
-				return nx
+				return l.next
 			}
 			break
 		}
@@ -381,17 +387,17 @@ func (m *Map[K, V]) floor(k K, strict bool) *Element[K, V] {
 	x := &m.head
 	for i := m.level - 1; i >= 0; i-- {
 		for {
-			nx := x.tower[i].next
-			if nx == nil {
+			l := &x.tower[i]
+			if l.next == nil {
 				break
 			}
-			c := m.cmp(nx.key, k)
+			c := m.cmp(l.nkey, k)
 			if c < 0 {
-				x = nx
+				x = l.next
 				continue
 			}
 			if c == 0 && !strict {
-				return nx
+				return l.next
 			}
 			break
 		}

@@ -27,6 +27,9 @@ func checkMap[K, V any](t testing.TB, m *Map[K, V]) {
 			if e.tower[i].prev != prev {
 				t.Fatalf("bad prev link at level %d", i)
 			}
+			if m.cmp(prev.tower[i].nkey, e.key) != 0 {
+				t.Fatalf("stale next key at level %d: %v, next is %v", i, prev.tower[i].nkey, e.key)
+			}
 			if prev != &m.head && m.cmp(prev.key, e.key) >= 0 {
 				t.Fatalf("out of order at level %d: %v then %v", i, prev.key, e.key)
 			}

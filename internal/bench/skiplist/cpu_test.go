@@ -1,0 +1,47 @@
+package skiplistbench
+
+import (
+	"syscall"
+	"testing"
+	"time"
+)
+
+// cpuClock accumulates the process CPU time (user + system, all threads,
+// so GC work counts) spent while the benchmark timer runs. On a shared
+// machine wall-clock ns/op includes time spent waiting for a core; CPU
+// time per operation does not.
+type cpuClock struct {
+	b       *testing.B
+	started time.Duration
+	total   time.Duration
+}
+
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+func startCPU(b *testing.B) *cpuClock {
+	return &cpuClock{b: b, started: processCPU()}
+}
+
+// stop stops the benchmark timer and the CPU clock.
+func (c *cpuClock) stop() {
+	c.b.StopTimer()
+	c.total += processCPU() - c.started
+}
+
+// start restarts both.
+func (c *cpuClock) start() {
+	c.started = processCPU()
+	c.b.StartTimer()
+}
+
+// report adds the cpu-ns/op metric; call it after the loop.
+func (c *cpuClock) report() {
+	c.total += processCPU() - c.started
+	c.b.ReportMetric(float64(c.total.Nanoseconds())/float64(c.b.N), "cpu-ns/op")
+}
