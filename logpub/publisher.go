@@ -2,6 +2,7 @@ package logpub
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -289,36 +290,29 @@ func hostOnly(h string) string {
 }
 
 func (p *Publisher) append(rec *logwire.Record) {
+	size := logwire.RecordSize(rec)
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.closed {
-		p.stats.Dropped++
+	if p.closed || size > p.cfg.MaxBatchBytes-logwire.BatchHeaderSize-binary.MaxVarintLen64-len(p.cfg.ID) {
+		p.stats.Dropped++ // after Close, or too large for any batch
+		p.dropEpoch++
 		return
 	}
-	var deadline time.Time
-	for try := 0; try < 2; try++ {
-		if p.cur == nil && !p.startBatchLocked(&deadline) {
-			p.stats.Dropped++
-			p.dropEpoch++
-			return
-		}
-		at := len(p.cur)
-		p.cur = logwire.AppendRecord(p.cur, rec)
-		if len(p.cur)-frameHeader <= p.cfg.MaxBatchBytes {
-			p.stats.Records++
-			p.stats.Bytes += uint64(len(p.cur) - at)
-			p.nextSeq++
-			p.curCount++
-			return
-		}
-		p.cur = p.cur[:at]
-		if p.curCount == 0 {
-			break // too large for any batch
-		}
+	if p.cur != nil && len(p.cur)-frameHeader+size > p.cfg.MaxBatchBytes {
 		p.sealLocked()
 	}
-	p.stats.Dropped++
-	p.dropEpoch++
+	var deadline time.Time
+	if p.cur == nil && !p.startBatchLocked(&deadline) {
+		p.stats.Dropped++
+		p.dropEpoch++
+		return
+	}
+	at := len(p.cur)
+	p.cur = logwire.AppendRecord(p.cur, rec)
+	p.stats.Records++
+	p.stats.Bytes += uint64(len(p.cur) - at)
+	p.nextSeq++
+	p.curCount++
 }
 
 // startBatchLocked starts a batch, waiting for memory as Config.Block

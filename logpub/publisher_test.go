@@ -376,3 +376,26 @@ func TestPublisherShutdownTimeout(t *testing.T) {
 		assert.ErrorIs(t, err, context.DeadlineExceeded)
 	})
 }
+
+func TestPublisherDropsOversizeRecord(t *testing.T) {
+	leakcheck.Check(t)
+	synctest.Test(t, func(t *testing.T) {
+		hub := inproc.New(inproc.Config{})
+		defer hub.Close()
+		pb, _ := hub.NewMember("web1")
+		l := newTestLogger(t, hub, "logger1")
+		p, err := New(pb, "logs", Config{ID: "web1", Format: MustCompile(AgentFormat), MaxBatchBytes: 4096})
+		require.NoError(t, err)
+		defer p.Close()
+		r := httptest.NewRequest("GET", "/", nil)
+		r.Header.Set("User-Agent", strings.Repeat("x", 5000))
+		p.Log(&Entry{Request: r, Status: 200})
+		r2 := httptest.NewRequest("GET", "/", nil)
+		r2.Header.Set("User-Agent", "small")
+		p.Log(&Entry{Request: r2, Status: 200})
+		l.receive(t.Context(), 1)
+		assert.Equal(t, []string{"small"}, l.lines)
+		assert.Equal(t, uint64(1), p.Stats().Dropped)
+		assert.Equal(t, uint64(1), p.Stats().Records)
+	})
+}

@@ -129,6 +129,14 @@ func AppendRecord(dst []byte, r *Record) []byte {
 	return dst
 }
 
+// RecordSize returns an upper bound of the bytes AppendRecord appends for r.
+func RecordSize(r *Record) int {
+	n := 4 + 3*binary.MaxVarintLen64 + 9*binary.MaxVarintLen64 + len(r.Line)
+	n += len(r.VHost) + len(r.Remote) + len(r.User) + len(r.Method) + len(r.URL) +
+		len(r.Proto) + len(r.Referer) + len(r.UserAgent)
+	return n
+}
+
 func appendString(dst []byte, s string) []byte {
 	dst = binary.AppendUvarint(dst, uint64(len(s)))
 	return append(dst, s...)
