@@ -48,13 +48,19 @@ func TestNetlinkFailoverIPv4(t *testing.T) {
 		nodes[h] = startLabNode(t, l, hub, h, vifs, fastCfg, NetlinkConfig{})
 	}
 	// Cold start: each address on exactly one host, one per host.
-	seen := map[string]bool{}
 	before := map[netip.Addr]string{}
-	for _, v := range vifs {
-		before[v.Addrs[0].IP] = onlyOwner(t, l, v.Addrs[0].IP)
-		seen[before[v.Addrs[0].IP]] = true
-	}
-	assert.Len(t, seen, 3, "balanced: one interface per host")
+	eventually(t, 5*time.Second, func() bool {
+		seen := map[string]bool{}
+		for _, v := range vifs {
+			o := l.Owners(v.Addrs[0].IP)
+			if len(o) != 1 {
+				return false
+			}
+			before[v.Addrs[0].IP] = o[0]
+			seen[o[0]] = true
+		}
+		return len(seen) == 3
+	}, "balanced: one interface per host")
 
 	owner := onlyOwner(t, l, vip)
 	watch := l.WatchNeigh("client")

@@ -67,11 +67,14 @@ func (d *daemon) stop(t *testing.T) {
 	}
 }
 
-func waitFor(t *testing.T, within time.Duration, cond func() bool, what string) {
+func waitFor(t *testing.T, within time.Duration, cond func() bool, what string, logs ...*syncBuffer) {
 	t.Helper()
 	deadline := time.Now().Add(within)
 	for !cond() {
 		if time.Now().After(deadline) {
+			for i, l := range logs {
+				t.Logf("log %d:\n%s", i, l.String())
+			}
 			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(20 * time.Millisecond)
@@ -123,10 +126,10 @@ func TestTwoMembersOnLoopback(t *testing.T) {
 	b := start(t, append([]string{"-name", "b", "-seeds", "127.0.0.1:" + strconv.Itoa(port)}, common...)...)
 	waitFor(t, 30*time.Second, func() bool {
 		return a.out.count("op=acquire")-a.out.count("op=release") == 1 && b.out.count("op=acquire")-b.out.count("op=release") == 1
-	}, "one interface each")
+	}, "one interface each", a.out, b.out)
 	// b leaves gracefully: a ends up with both.
 	b.stop(t)
-	waitFor(t, 10*time.Second, func() bool { return a.out.count("op=acquire")-a.out.count("op=release") == 2 }, "a takes over")
+	waitFor(t, 10*time.Second, func() bool { return a.out.count("op=acquire")-a.out.count("op=release") == 2 }, "a takes over", a.out)
 	a.stop(t)
 }
 
