@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
+	"hash"
 
 	"github.com/peerscale/peerscale/bus"
 )
@@ -31,6 +32,7 @@ type Chain struct {
 	entries []chainEntry
 	head    Sum
 	views   map[bus.ViewID]int
+	d       digester
 }
 
 type chainEntry struct {
@@ -63,65 +65,77 @@ func (e chainEntry) String() string {
 // Digest returns the hash of the part of ev that must be the same at
 // every member that delivers it (see Chain).
 func Digest(ev bus.Event) Sum {
-	h := sha256.New()
-	var buf [8]byte
-	u64 := func(v uint64) {
-		binary.BigEndian.PutUint64(buf[:], v)
-		h.Write(buf[:])
+	var d digester
+	return d.digest(ev)
+}
+
+// digester hashes events with one reusable hash and buffer.
+type digester struct {
+	h   hash.Hash
+	buf []byte
+}
+
+func (d *digester) digest(ev bus.Event) Sum {
+	if d.h == nil {
+		d.h = sha256.New()
 	}
+	b := d.buf[:0]
 	str := func(s string) {
-		u64(uint64(len(s)))
-		h.Write([]byte(s))
+		b = binary.BigEndian.AppendUint64(b, uint64(len(s)))
+		b = append(b, s...)
 	}
 	member := func(m bus.MemberID) {
 		str(m.Name)
-		u64(m.Incarnation)
+		b = binary.BigEndian.AppendUint64(b, m.Incarnation)
 	}
 	viewID := func(v bus.ViewID) {
-		u64(v.Seq)
+		b = binary.BigEndian.AppendUint64(b, v.Seq)
 		member(v.Coord)
 	}
+	var data []byte
 	switch ev := ev.(type) {
 	case *bus.Message:
-		h.Write([]byte{'m'})
+		b = append(b, 'm')
 		str(ev.Group)
 		member(ev.Sender)
-		u64(uint64(ev.Level))
-		u64(uint64(len(ev.Data)))
-		h.Write(ev.Data)
+		b = binary.BigEndian.AppendUint64(b, uint64(ev.Level))
+		b = binary.BigEndian.AppendUint64(b, uint64(len(ev.Data)))
+		data = ev.Data
 	case *bus.View:
-		h.Write([]byte{'v'})
+		b = append(b, 'v')
 		str(ev.Group)
 		viewID(ev.ID)
-		u64(uint64(len(ev.Members)))
+		b = binary.BigEndian.AppendUint64(b, uint64(len(ev.Members)))
 		for _, m := range ev.Members {
 			member(m)
 		}
-		u64(uint64(len(ev.Previous)))
+		b = binary.BigEndian.AppendUint64(b, uint64(len(ev.Previous)))
 		for _, p := range ev.Previous {
 			viewID(p)
 		}
 	default:
-		h.Write([]byte{'?'})
+		b = append(b, '?')
 	}
+	d.buf = b
+	d.h.Reset()
+	d.h.Write(b)
+	d.h.Write(data)
 	var s Sum
-	h.Sum(s[:0])
+	d.h.Sum(s[:0])
 	return s
 }
 
 // link returns the chain value after sum, given the value before it.
 func link(prev, sum Sum) Sum {
-	h := sha256.New()
-	h.Write(prev[:])
-	h.Write(sum[:])
-	var s Sum
-	h.Sum(s[:0])
-	return s
+	var b [2 * sha256.Size]byte
+	copy(b[:], prev[:])
+	copy(b[sha256.Size:], sum[:])
+	return sha256.Sum256(b[:])
 }
 
 // Add appends ev to the chain.
 func (c *Chain) Add(ev bus.Event) {
-	e := chainEntry{sum: Digest(ev)}
+	e := chainEntry{sum: c.d.digest(ev)}
 	switch ev := ev.(type) {
 	case *bus.View:
 		id := ev.ID

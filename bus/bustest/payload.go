@@ -1,6 +1,7 @@
 package bustest
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"strconv"
@@ -41,27 +42,35 @@ func Payload(tag string, seq uint64, size int) []byte {
 // Payload. Anything else, including a body whose padding was altered, is
 // an error wrapping ErrNotPayload.
 func ParsePayload(data []byte) (tag string, seq uint64, err error) {
-	rest, ok := strings.CutPrefix(string(data), payloadMagic)
+	rest, ok := bytes.CutPrefix(data, []byte(payloadMagic))
 	if !ok {
 		return "", 0, fmt.Errorf("%w: missing prefix", ErrNotPayload)
 	}
-	tag, rest, ok = strings.Cut(rest, "|")
+	rawTag, rest, ok := bytes.Cut(rest, []byte{'|'})
 	if !ok {
 		return "", 0, fmt.Errorf("%w: missing tag separator", ErrNotPayload)
 	}
-	num, fill, ok := strings.Cut(rest, "|")
+	num, fill, ok := bytes.Cut(rest, []byte{'|'})
 	if !ok {
 		return "", 0, fmt.Errorf("%w: missing sequence separator", ErrNotPayload)
 	}
-	if num == "" || len(num) > 20 || (len(num) > 1 && num[0] == '0') {
+	if len(num) == 0 || len(num) > 20 || (len(num) > 1 && num[0] == '0') {
 		return "", 0, fmt.Errorf("%w: bad sequence %q", ErrNotPayload, num)
 	}
-	seq, err = strconv.ParseUint(num, 10, 64)
-	if err != nil {
-		return "", 0, fmt.Errorf("%w: bad sequence %q", ErrNotPayload, num)
+	for _, c := range num {
+		if c < '0' || c > '9' {
+			return "", 0, fmt.Errorf("%w: bad sequence %q", ErrNotPayload, num)
+		}
+		d := uint64(c - '0')
+		if seq > (1<<64-1-d)/10 {
+			return "", 0, fmt.Errorf("%w: sequence %q overflows", ErrNotPayload, num)
+		}
+		seq = seq*10 + d
 	}
-	if i := strings.IndexFunc(fill, func(r rune) bool { return r != payloadFill }); i >= 0 {
-		return "", 0, fmt.Errorf("%w: corrupt padding at byte %d", ErrNotPayload, len(data)-len(fill)+i)
+	for i, c := range fill {
+		if c != payloadFill {
+			return "", 0, fmt.Errorf("%w: corrupt padding at byte %d", ErrNotPayload, len(data)-len(fill)+i)
+		}
 	}
-	return tag, seq, nil
+	return string(rawTag), seq, nil
 }
