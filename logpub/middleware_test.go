@@ -219,6 +219,18 @@ func TestMiddlewareServer(t *testing.T) {
 	_ = resp.Body.Close()
 	assert.Equal(t, "hi", string(b))
 
+	// The hijacking handler closed the connection before it returned and
+	// was logged.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		s.mu.Lock()
+		n := len(s.lines)
+		s.mu.Unlock()
+		if n >= 4 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	require.Len(t, s.lines, 4)
