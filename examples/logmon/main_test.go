@@ -54,7 +54,9 @@ func TestLogmonSmoke(t *testing.T) {
 	})
 	var out syncBuffer
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, []string{"-listen", "127.0.0.1:0", "-seeds", pb.GossipAddr(), "-name", "mon1"}, &out) }()
+	go func() {
+		done <- run(ctx, []string{"-listen", "127.0.0.1:0", "-seeds", pb.GossipAddr(), "-name", "mon1"}, &out)
+	}()
 	re := regexp.MustCompile(`dashboard on (http://\S+)/`)
 	deadline := time.Now().Add(30 * time.Second)
 	var url string
