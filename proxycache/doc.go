@@ -1,0 +1,112 @@
+// Package proxycache is a shared HTTP cache (RFC 9111) that sits in front of
+// configured origins as an http.Handler and keeps what it caches on disk
+// under intuitive names, with purges that can be applied cluster-wide over a
+// bus group: the pulling image cache of "Scalable Internet Architectures".
+//
+// # Usage
+//
+//	origin, _ := url.Parse("http://10.0.0.5:8080")
+//	c, err := proxycache.New("/var/cache/images",
+//		map[string]*url.URL{"images.example.com": origin},
+//		proxycache.Config{MaxBytes: 20 << 30, Bus: b})
+//	...
+//	srv := &http.Server{Addr: ":80", Handler: c}
+//	...
+//	err = c.PurgePrefix(ctx, "http://images.example.com/logos/")
+//	...
+//	err = c.Shutdown(ctx)
+//
+// A request whose Host is not a key of the origins map is refused with 403:
+// the cache is not an open proxy.
+//
+// # Caching rules
+//
+// GET and HEAD are served from the cache; every other method is forwarded
+// (httputil.ReverseProxy) and a successful unsafe request invalidates its
+// target and the URLs in its Location and Content-Location fields.
+// Implemented: freshness from s-maxage, max-age, Expires and, for the
+// heuristically cacheable statuses, 10% of the time since Last-Modified;
+// current age per RFC 9111 §4.2.3 with the Age field; validation with
+// If-None-Match / If-Modified-Since and the 304 merge of §4.3.4; Vary (one
+// variant per URL is kept; a request for another variant refills it);
+// no-store, private, no-cache, must-revalidate, proxy-revalidate,
+// must-understand and public in responses; max-age, min-fresh, max-stale,
+// no-cache, no-store, only-if-cached and Pragma: no-cache in requests;
+// Authorization (a response to an authorized request is stored only with
+// public, s-maxage or must-revalidate, and authorized requests are never
+// answered from the cache); stale-while-revalidate and stale-if-error (RFC
+// 5861); Age and Cache-Status (RFC 9211) on every answer; HEAD; Range and
+// client conditionals answered from complete entries by http.ServeContent.
+// A miss for HEAD or for a range fetches the whole representation with GET.
+// Hop-by-hop fields are never stored.
+//
+// # Collapsed forwarding
+//
+// Concurrent requests for one key make one origin fetch (a fill). The fill
+// runs in its own goroutine, bounded by Config.FillTimeout and Close, not by
+// the client that started it: if that client goes away the fill still
+// completes and serves the others. An answer that may not be stored (private,
+// no-store, too large, Set by an authorized request...) goes to the first
+// client only; the waiting requests are released to fetch on their own, so a
+// private response is never shared. Requests with Authorization or a
+// no-store directive never join a fill.
+//
+// # Storage
+//
+// http://www.example.com/img/logo.gif is stored as
+// <root>/www.example.com/img/logo.gif, with its metadata (status, header,
+// times, variant) in the sidecar logo.gif%m beside it. The sidecar records the
+// body's device, inode, size and modification time, so a body deleted or
+// replaced by hand is a miss, never a wrong answer. Bodies are written to
+// <root>/%tmp and renamed into place, body first, sidecar last. Bytes outside
+// [A-Za-z0-9-_.~+,=:@] (and a leading dot) are written %XX; a query string
+// becomes part of the last name (a.gif%3Fw=10); an empty segment is "%_"; a
+// name over 200 bytes is cut and ends in %h plus a hash. Because '%' is only
+// ever written followed by two upper-case hex digits, no URL can name the
+// sidecars, %tmp or %trash, and ".." can never appear: no URL reaches
+// outside the root (FuzzObjectPath). When an object sits where a directory
+// is needed ("/a" cached, then "/a/b"), the directory wins.
+//
+// At start the index is rebuilt from the sidecars; sidecars without their
+// body and bodies without a sidecar are deleted. MaxBytes bounds the store
+// with least-recently-used eviction (access times are refreshed at most once
+// a second, so the order is approximate), and entries unused for
+// InactiveTimeout are removed. Hits are served from the file with
+// http.ServeContent straight to the server's ResponseWriter, so bodies go out
+// with sendfile(2); no wrapper hides ReadFrom.
+//
+// # Purge
+//
+// PurgeURL, PurgePrefix and PurgeAll remove entries; a prefix ending in '/'
+// renames its directory into <root>/%trash at once and deletes it in the
+// background. The PURGE method on the cache's own listener ("PURGE
+// /logos/*" for a prefix) and the JSON API of AdminHandler go through
+// Config.Authorize (loopback only by default).
+//
+// Each member keeps a purge sequence number: a fill records it when it
+// starts and is not stored if a purge that covers its key was applied since,
+// so a fill begun before a purge is never stored after it.
+//
+// With Config.Bus, purges are multicast to Config.Group at Agreed level and
+// every member applies them in the same order; the call returns once this
+// member applied the purge, or, with Config.PurgeWaitAll, once every member
+// of the view acknowledged it. A member that may have missed purges empties
+// its cache: when it joins a group that already has members (a restart,
+// since the index survives on disk) and when a view merges partitions (both
+// sides, since neither knows what the other purged). That trades hit ratio
+// after a heal for the rule that purged content is never served again.
+//
+// # Concurrency
+//
+// Cache is safe for concurrent use. Request paths never block on the bus;
+// purge calls block until applied (bounded by their ctx). Close cancels fills
+// and waits for every goroutine; Shutdown first lets fills under way finish.
+//
+// # Testing
+//
+// Unit tests run the origin in process (an http.RoundTripper calling a
+// handler) under testing/synctest for every timer rule. TestHTTPCacheTests
+// runs the HTTP caching test suite, npm package http-cache-tests@0.4.5,
+// against the cache on 127.0.0.1 (it needs node and npm; it skips without
+// them unless PEERSCALE_REQUIRE_TOOLS=1).
+package proxycache

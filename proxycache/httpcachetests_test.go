@@ -1,0 +1,175 @@
+package proxycache_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/peerscale/peerscale/proxycache"
+)
+
+// The HTTP caching test suite (https://cache-tests.fyi/), npm package
+// http-cache-tests, run against a Cache on loopback.
+const (
+	cacheTestsVersion  = "0.4.5"
+	cacheTestsRequired = 125 // required tests that must pass
+)
+
+// countScript prints, as JSON, the required tests of the suite that passed
+// and those that did not, given results.json.
+const countScript = `import fs from 'fs'
+import tests from './tests/index.mjs'
+import surrogate from './tests/surrogate-control.mjs'
+tests.push(surrogate)
+const results = JSON.parse(fs.readFileSync(process.argv[2], 'utf8'))
+const out = { passed: [], failed: [], total: 0 }
+for (const suite of tests) {
+  for (const t of suite.tests) {
+    if (t.browser_only || (t.kind !== undefined && t.kind !== 'required')) continue
+    out.total++
+    if (results[t.id] === true) out.passed.push(t.id); else out.failed.push(t.id)
+  }
+}
+console.log(JSON.stringify(out))
+`
+
+func requireTool(t *testing.T, names ...string) {
+	t.Helper()
+	for _, n := range names {
+		if _, err := exec.LookPath(n); err != nil {
+			if os.Getenv("PEERSCALE_REQUIRE_TOOLS") == "1" {
+				t.Fatalf("%s not found and PEERSCALE_REQUIRE_TOOLS=1 (apt-get install nodejs npm)", n)
+			}
+			t.Skipf("%s not found: install nodejs and npm to run the HTTP caching test suite", n)
+		}
+	}
+}
+
+// cacheTestsDir installs the suite once per machine under the user cache
+// directory and pins its server to 127.0.0.1.
+func cacheTestsDir(t *testing.T) string {
+	t.Helper()
+	base, err := os.UserCacheDir()
+	require.NoError(t, err)
+	dir := filepath.Join(base, "peerscale", "http-cache-tests-"+cacheTestsVersion)
+	pkg := filepath.Join(dir, "package")
+	if _, err := os.Stat(filepath.Join(pkg, "node_modules", "node-fetch")); err != nil {
+		require.NoError(t, os.MkdirAll(dir, 0o755))
+		run(t, dir, "npm", "pack", "--silent", "http-cache-tests@"+cacheTestsVersion)
+		run(t, dir, "tar", "xzf", "http-cache-tests-"+cacheTestsVersion+".tgz")
+		run(t, pkg, "npm", "install", "--silent", "--omit=dev", "--no-audit", "--no-fund")
+	}
+	srv := filepath.Join(pkg, "server", "server.mjs")
+	b, err := os.ReadFile(srv)
+	require.NoError(t, err)
+	if s := string(b); !strings.Contains(s, "server.listen(port, '127.0.0.1')") {
+		require.Contains(t, s, "server.listen(port)")
+		s = strings.Replace(s, "server.listen(port)", "server.listen(port, '127.0.0.1')", 1)
+		require.NoError(t, os.WriteFile(srv, []byte(s), 0o644))
+	}
+	require.NoError(t, os.WriteFile(filepath.Join(pkg, "peerscale-count.mjs"), []byte(countScript), 0o644))
+	return pkg
+}
+
+func run(t *testing.T, dir, name string, args ...string) []byte {
+	t.Helper()
+	cmd := exec.Command(name, args...)
+	cmd.Dir = dir
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	require.NoError(t, err, "%s %v: %s", name, args, stderr.String())
+	return out
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func TestHTTPCacheTests(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the HTTP caching test suite for about a minute")
+	}
+	requireTool(t, "node", "npm")
+	pkg := cacheTestsDir(t)
+
+	port := freePort(t)
+	server := exec.Command("node", "server/server.mjs")
+	server.Dir = pkg
+	server.Env = append(os.Environ(),
+		"npm_package_config_protocol=http",
+		fmt.Sprintf("npm_config_port=%d", port),
+		"npm_config_pidfile="+filepath.Join(t.TempDir(), "server.pid"))
+	var serverOut bytes.Buffer
+	server.Stdout, server.Stderr = &serverOut, &serverOut
+	require.NoError(t, server.Start())
+	t.Cleanup(func() {
+		_ = server.Process.Kill()
+		_ = server.Wait()
+	})
+	originAddr := fmt.Sprintf("127.0.0.1:%d", port)
+	require.Eventually(t, func() bool {
+		c, err := net.DialTimeout("tcp", originAddr, time.Second)
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	}, 30*time.Second, 50*time.Millisecond, "test server did not start: %s", &serverOut)
+
+	origin := &url.URL{Scheme: "http", Host: originAddr}
+	c, err := proxycache.New(t.TempDir(), map[string]*url.URL{"127.0.0.1": origin}, proxycache.Config{})
+	require.NoError(t, err)
+	proxy := httptest.NewServer(c)
+	t.Cleanup(func() {
+		proxy.Close()
+		require.NoError(t, c.Close())
+	})
+
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
+	defer cancel()
+	cli := exec.CommandContext(ctx, "node", "--no-warnings", "cli.mjs")
+	cli.Dir = pkg
+	cli.Env = append(os.Environ(), "npm_config_base="+proxy.URL, "npm_package_config_id=")
+	if id := os.Getenv("HTTP_CACHE_TEST_ID"); id != "" {
+		cli.Env = append(cli.Env, "npm_config_id="+id)
+		out, err := cli.CombinedOutput()
+		t.Logf("%s", out)
+		require.NoError(t, err)
+		return
+	}
+	var stderr bytes.Buffer
+	cli.Stderr = &stderr
+	results, err := cli.Output()
+	require.NoError(t, err, "%s", stderr.String())
+	require.True(t, json.Valid(results), "no results from the suite: %s", stderr.String())
+	resultsFile := filepath.Join(t.TempDir(), "results.json")
+	require.NoError(t, os.WriteFile(resultsFile, results, 0o644))
+
+	var count struct {
+		Passed []string `json:"passed"`
+		Failed []string `json:"failed"`
+		Total  int      `json:"total"`
+	}
+	require.NoError(t, json.Unmarshal(run(t, pkg, "node", "peerscale-count.mjs", resultsFile), &count))
+	sort.Strings(count.Failed)
+	t.Logf("http-cache-tests %s: %d of %d required tests passed; failed: %s",
+		cacheTestsVersion, len(count.Passed), count.Total, strings.Join(count.Failed, " "))
+	require.GreaterOrEqual(t, len(count.Passed), cacheTestsRequired)
+}
