@@ -7,6 +7,7 @@ import (
 	"slices"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/peerscale/peerscale/bus"
 	"github.com/peerscale/peerscale/internal/leakcheck"
@@ -107,7 +108,18 @@ func Run(t *testing.T, newNetwork func(t *testing.T) Network) {
 func runCase(t testing.TB, c testCase, newNetwork func() Network) {
 	leakcheck.Check(t)
 	e := &env{t: t}
-	t.Cleanup(e.wg.Wait) // after the members are closed
+	t.Cleanup(func() { // after the members are closed
+		done := make(chan struct{})
+		go func() {
+			e.wg.Wait()
+			close(done)
+		}()
+		select {
+		case <-done:
+		case <-time.After(Timeout):
+			t.Errorf("bustest: Send or Recv calls still blocked %v after the members were closed and their contexts canceled", Timeout)
+		}
+	})
 	var cancel context.CancelFunc
 	e.life, cancel = context.WithCancel(context.Background())
 	t.Cleanup(cancel)

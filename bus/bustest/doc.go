@@ -107,6 +107,15 @@
 // merge that forgets a side, a partition that leaks, Send after Close, no
 // size limit, an unbounded queue) and requires each to be caught.
 //
+// # Cost of the checkers
+//
+// Measured with `go test -run '^$' -bench . -benchtime 200000x -count 5
+// ./bus/bustest` on a shared 2-core machine (medians): Chain.Add 1.8 µs
+// per event for 0 and 200-byte payloads and 11 µs for 4 KiB (two SHA-256
+// per event), FIFO.Check 0.3 µs per message, no allocation per message
+// apart from the chain's own growth. A chaos test can check ~500k events
+// per second of one stream.
+//
 // # Strictness
 //
 // Beyond the letter of the bus package, the StreamChecker requires that a

@@ -56,7 +56,12 @@ func Record(t testing.TB, self bus.MemberID, g bus.Group) *Recorder {
 	go r.run(ctx, g)
 	t.Cleanup(func() {
 		t.Helper()
-		r.Stop()
+		r.cancel()
+		select {
+		case <-r.done:
+		case <-time.After(Timeout):
+			t.Errorf("bustest: %s: Recv in %q did not return %v after its context was canceled", r.self, r.group, Timeout)
+		}
 		if err := r.Violation(); err != nil {
 			t.Errorf("bustest: stream of %s in %q: %v", r.self, r.group, err)
 		}
