@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"log/slog"
+	"net"
 	"time"
 
 	"github.com/hashicorp/memberlist"
@@ -67,6 +68,10 @@ type Config struct {
 	// Logger receives operational logs; memberlist's own log is bridged to
 	// it. Nil means slog.Default().
 	Logger *slog.Logger
+
+	// wrapConn, if set, wraps every data connection (fault injection in
+	// tests).
+	wrapConn func(net.Conn) net.Conn
 }
 
 // LANConfig returns the default profile for members on one LAN: a crashed

@@ -693,6 +693,9 @@ var errLabel = errors.New("cluster: cluster label mismatch")
 var errKey = errors.New("cluster: encryption mismatch")
 
 func (b *Bus) newRW(c net.Conn) (*wire.Reader, *wire.Writer) {
+	if b.cfg.wrapConn != nil {
+		c = b.cfg.wrapConn(c)
+	}
 	return wire.NewReader(c, ioBuffer, b.cfg.MaxMessageSize+maxRecord), wire.NewWriter(c, ioBuffer)
 }
 
