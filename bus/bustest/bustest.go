@@ -84,6 +84,7 @@ var cases = []testCase{
 	{name: "Restart", run: testRestart},
 	{name: "UnreliableNeverBlocks", run: testUnreliableNeverBlocks},
 	{name: "Backpressure", run: testBackpressure},
+	{name: "GroupsIndependent", run: testGroupsIndependent},
 	{name: "NoLeaks", run: testNoLeaks},
 	{name: "Crash", faults: true, run: testCrash},
 	{name: "RestartAfterCrash", faults: true, run: testRestartAfterCrash},

@@ -65,21 +65,13 @@ func testBackpressure(e *env) {
 	}
 }
 
-// backpressure checks at level that a member that stops reading makes Send
-// block after a bounded number of messages, until the Send's ctx ends, and
-// that sending resumes once it reads again, with nothing lost.
-func (e *env) backpressure(level bus.Level) {
+// fill sends size-byte messages from s to grp at level, tagged tag, until
+// Send blocks, and returns the sequence numbers of the Sends that returned
+// nil and of those that timed out. It fails the case when more than the
+// backlog bound are accepted.
+func (e *env) fill(s bus.Bus, grp string, level bus.Level, tag string, size int) (accepted, refused []uint64) {
 	t := e.t
-	grp := "bustest-backpressure-" + level.String()
-	slow := e.member("slow-" + level.String())
-	gs := e.joinGroup(slow, grp)
-	fast := e.member("fast-" + level.String())
-	rf := e.join(fast, grp)
-	rf.WaitMembers(t, slow.Self(), fast.Self())
-	s := e.member("sender-" + level.String())
-	size := min(backlogSize, s.MaxMessageSize())
-
-	var accepted, refused []uint64
+	t.Helper()
 	var seq uint64
 	blocked := false
 	for !blocked && len(accepted) <= e.backlog() {
@@ -90,7 +82,7 @@ func (e *env) backpressure(level bus.Level) {
 			wait = time.Second
 		}
 		ctx, cancel := context.WithTimeout(e.life, wait)
-		err := s.Send(ctx, grp, level, Payload("bp", seq, size))
+		err := s.Send(ctx, grp, level, Payload(tag, seq, size))
 		cancel()
 		switch {
 		case err == nil:
@@ -106,6 +98,25 @@ func (e *env) backpressure(level bus.Level) {
 	if !blocked {
 		t.Fatalf("%s: %d Sends of %d bytes accepted towards a member that does not read, without blocking", level, len(accepted), size)
 	}
+	return accepted, refused
+}
+
+// backpressure checks at level that a member that stops reading makes Send
+// block after a bounded number of messages, until the Send's ctx ends, and
+// that sending resumes once it reads again, with nothing lost.
+func (e *env) backpressure(level bus.Level) {
+	t := e.t
+	grp := "bustest-backpressure-" + level.String()
+	slow := e.member("slow-" + level.String())
+	gs := e.joinGroup(slow, grp)
+	fast := e.member("fast-" + level.String())
+	rf := e.join(fast, grp)
+	rf.WaitMembers(t, slow.Self(), fast.Self())
+	s := e.member("sender-" + level.String())
+	size := min(backlogSize, s.MaxMessageSize())
+
+	accepted, refused := e.fill(s, grp, level, "bp", size)
+	seq := refused[len(refused)-1] + 1
 	t.Logf("%s: Send blocked after %d messages of %d bytes", level, len(accepted), size)
 
 	rs := Record(t, slow.Self(), gs)
@@ -208,6 +219,29 @@ func testNoLeaks(e *env) {
 	for _, r := range rs {
 		if err := r.WaitDone(t); !errors.Is(err, bus.ErrClosed) {
 			t.Errorf("%s: Recv in %q when its Bus closed: %v, want ErrClosed", r.Self(), r.group, err)
+		}
+	}
+}
+
+// testGroupsIndependent checks that backpressure is per group: a member
+// that stops reading one group blocks Sends to that group only.
+func testGroupsIndependent(e *env) {
+	t := e.t
+	m := e.member("m")
+	stuck := "bustest-stuck"
+	e.joinGroup(m, stuck)
+	rm := e.join(m, group)
+	s := e.member("sender")
+	rm.WaitMembers(t, m.Self())
+	accepted, _ := e.fill(s, stuck, bus.Reliable, "stuck", min(backlogSize, s.MaxMessageSize()))
+	t.Logf("Send to %q blocked after %d messages", stuck, len(accepted))
+	for seq := range uint64(10) {
+		e.send(s, bus.FIFO, "free", seq)
+	}
+	e.waitCount(rm, "free", 10, s)
+	for _, msg := range rm.Messages() {
+		if tag, _, _ := ParsePayload(msg.Data); tag != "free" {
+			t.Errorf("%q stream got %v", group, msg)
 		}
 	}
 }
