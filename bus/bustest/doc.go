@@ -72,9 +72,9 @@
 //	UnreliableNeverBlocks  MaxBacklog+1 Unreliable sends to a member that does not read all return;
 //	                       views are still delivered to it
 //	Backpressure           at Reliable, FIFO and Agreed, Send towards a member that does not read
-//	                       blocks after at most MaxBacklog 1 KiB messages (or the Network's own
-//	                       bound, see Backlog) until its ctx ends, and
-//	                       resumes when the member reads; nothing accepted is lost
+//	                       blocks after at most MaxBacklog 1 KiB messages (or the bound the
+//	                       Network declares, see Backlog) until its ctx ends, and resumes when
+//	                       the member reads; nothing accepted is lost
 //	GroupsIndependent      a member that stops reading one group blocks Sends to that group only:
 //	                       Sends to its other group go on and it receives them
 //	NoLeaks                traffic, a blocked Recv and a blocked Send, then Close of every member
