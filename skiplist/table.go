@@ -47,6 +47,9 @@ type Table[R any] struct {
 	n       int
 	seq     uint64
 	rng     uint64
+	// tmp holds the record being inserted or updated while the indexes
+	// examine it, so that it need not escape to the heap.
+	tmp R
 }
 
 // NewTable returns an empty table with no indexes.
@@ -176,8 +179,10 @@ func (t *Table[R]) randomHeight() int {
 // and an error wrapping ErrDuplicate.
 func (t *Table[R]) Insert(v R) (*Entry[R], error) {
 	seq := t.seq + 1
+	t.tmp = v
+	defer t.clearTmp()
 	for i, x := range t.indexes {
-		if c := x.seek(&v, seq, &t.preds[i]); c != nil {
+		if c := x.seek(&t.tmp, seq, &t.preds[i]); c != nil {
 			return c, fmt.Errorf("%w (index %d)", ErrDuplicate, i)
 		}
 	}
@@ -188,6 +193,11 @@ func (t *Table[R]) Insert(v R) (*Entry[R], error) {
 	}
 	t.n++
 	return e, nil
+}
+
+func (t *Table[R]) clearTmp() {
+	var zero R
+	t.tmp = zero
 }
 
 // newEntry allocates an entry with its nodes and all their towers.
@@ -234,14 +244,16 @@ func (t *Table[R]) Update(e *Entry[R], v R) error {
 		return ErrRemoved
 	}
 	seq := t.seq + 1
+	t.tmp = v
+	defer t.clearTmp()
 	var stayBits uint64
 	for i, x := range t.indexes {
 		n := &e.nodes[i]
-		if x.fits(n, &v, seq) {
+		if x.fits(n, &t.tmp, seq) {
 			stayBits |= 1 << i
 			continue
 		}
-		if c := x.holder(&v); c != nil && c != e {
+		if c := x.holder(&t.tmp); c != nil && c != e {
 			return fmt.Errorf("%w (index %d)", ErrDuplicate, i)
 		}
 	}
@@ -254,7 +266,7 @@ func (t *Table[R]) Update(e *Entry[R], v R) error {
 		n := &e.nodes[i]
 		l := x.list()
 		l.unlink(n)
-		x.seek(&v, seq, &t.preds[i])
+		x.seek(&e.val, seq, &t.preds[i])
 		l.link(n, &t.preds[i])
 	}
 	return nil
@@ -471,7 +483,10 @@ func (x *Index[R, K]) Delete(k K) (R, bool) { return x.pop(x.Find(k)) }
 // to v, or inserts v if there is none, and returns the entry. Errors are
 // those of Table.Update and Table.Insert.
 func (x *Index[R, K]) Upsert(v R) (*Entry[R], error) {
-	if e := x.Find(x.key(&v)); e != nil {
+	x.t.tmp = v
+	k := x.key(&x.t.tmp)
+	x.t.clearTmp()
+	if e := x.Find(k); e != nil {
 		return e, x.t.Update(e, v)
 	}
 	return x.t.Insert(v)
