@@ -134,6 +134,16 @@ type needs struct {
 	respHeader bool
 	keepAlives bool
 	firstByte  bool
+	end        bool // durations or end times
+}
+
+func (n needs) union(o needs) needs {
+	return needs{
+		respHeader: n.respHeader || o.respHeader,
+		keepAlives: n.keepAlives || o.keepAlives,
+		firstByte:  n.firstByte || o.firstByte,
+		end:        n.end || o.end,
+	}
 }
 
 // String returns the format string Compile was given.
@@ -270,6 +280,10 @@ func (f *Format) add(o op) {
 		f.needs.keepAlives = true
 	case opFirstByte:
 		f.needs.firstByte = true
+	case opMicros, opDurSec, opDurMsec, opDurUsec:
+		f.needs.end = true
+	case opTimeCLF, opTimeSec, opTimeMsec, opTimeUsec, opTimeMsecFrac, opTimeUsecFrac, opTimeStrftime:
+		f.needs.end = f.needs.end || o.end
 	}
 	f.ops = append(f.ops, o)
 }

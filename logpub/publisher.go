@@ -243,6 +243,12 @@ func New(b bus.Bus, group string, cfg Config) (*Publisher, error) {
 	return p, nil
 }
 
+func (p *Publisher) logNeeds() needs {
+	n := p.format.needs
+	n.end = true // records carry the duration
+	return n
+}
+
 // Epoch returns the epoch of the records this Publisher numbers.
 func (p *Publisher) Epoch() uint64 { return p.epoch }
 

@@ -45,3 +45,5 @@ func (s *WriterSink) Err() error {
 	defer s.mu.Unlock()
 	return s.err
 }
+
+func (s *WriterSink) logNeeds() needs { return s.f.needs }
