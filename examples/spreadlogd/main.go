@@ -34,7 +34,7 @@ import (
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := signalContext()
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -184,4 +184,9 @@ func (c loggerCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, m := range loggerMetrics {
 		ch <- prometheus.MustNewConstMetric(m.desc, m.kind, m.get(&s))
 	}
+}
+
+// signalContext returns a context that ends on SIGINT or SIGTERM.
+func signalContext() (context.Context, context.CancelFunc) {
+	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 }
