@@ -2,7 +2,6 @@ package bustest
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -204,24 +203,11 @@ func (e *env) supports(level bus.Level) bool {
 	return !ok || l.Supports(level)
 }
 
-// requireLevel skips the case unless level is provided: by Levels, and
-// for Safe, by a Send that does not return ErrUnsupportedLevel.
+// requireLevel skips the case unless the Network provides level.
 func (e *env) requireLevel(b bus.Bus, level bus.Level) {
 	e.t.Helper()
-	if !e.supports(level) {
-		e.t.Skipf("bustest: the Network does not support %s", level)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), Timeout)
-	defer cancel()
-	err := b.Send(ctx, "bustest-probe", level, []byte("probe"))
-	switch {
-	case err == nil:
-	case errors.Is(err, bus.ErrUnsupportedLevel) && level == bus.Safe:
-		e.t.Skipf("bustest: %s: %v", level, err)
-	case errors.Is(err, bus.ErrUnsupportedLevel):
-		e.t.Fatalf("bustest: Send at %s: %v (only Safe is optional; a Network without %s implements Levels)", level, err, level)
-	default:
-		e.t.Fatalf("bustest: Send at %s to a group without members: %v", level, err)
+	if !e.provides(b, level) {
+		e.t.Skipf("bustest: the Network does not provide %s", level)
 	}
 }
 

@@ -11,7 +11,7 @@ import (
 	"github.com/peerscale/peerscale/bus"
 )
 
-// allLevels lists the levels that promise delivery, weakest first.
+// reliableLevels lists the levels that promise delivery, weakest first.
 var reliableLevels = []bus.Level{bus.Reliable, bus.FIFO, bus.Causal, bus.Agreed, bus.Safe}
 
 // provides reports whether the Network provides level: Levels allows it
@@ -29,10 +29,12 @@ func (e *env) provides(b bus.Bus, level bus.Level) bool {
 		return true
 	case errors.Is(err, bus.ErrUnsupportedLevel) && level == bus.Safe:
 		return false
+	case errors.Is(err, bus.ErrUnsupportedLevel):
+		e.t.Fatalf("bustest: Send at %s: %v (only Safe is optional; a Network without %s implements Levels)", level, err, level)
 	default:
 		e.t.Fatalf("bustest: Send at %s to a group without members: %v", level, err)
-		return false
 	}
+	return false
 }
 
 func testJoinFirstView(e *env) {

@@ -130,6 +130,9 @@ type defect struct {
 	// backlog is what the Network declares as its MaxBacklog; 0 declares
 	// nothing.
 	backlog int
+	// supports is what the Network declares through Levels; nil supports
+	// every level.
+	supports func(bus.Level) bool
 }
 
 type defectNet struct {
@@ -169,6 +172,8 @@ func (n defectNet) NewMember(t testing.TB, name string) bus.Bus {
 
 func (n defectNet) MaxBacklog() int { return n.d.backlog }
 
+func (n defectNet) Supports(l bus.Level) bool { return n.d.supports == nil || n.d.supports(l) }
+
 func unwrap(b bus.Bus) *inproc.Bus { return b.(*defectBus).Bus }
 
 func (n defectNet) Crash(t testing.TB, b bus.Bus) { n.hub.Crash(unwrap(b)) }
@@ -193,6 +198,9 @@ func (b *defectBus) Close() error {
 }
 
 func (b *defectBus) Send(ctx context.Context, group string, level bus.Level, data []byte) error {
+	if level.Valid() && b.d.supports != nil && !b.d.supports(level) {
+		return bus.ErrUnsupportedLevel
+	}
 	err := b.Bus.Send(ctx, group, level, data)
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -398,6 +406,28 @@ func TestSuiteCatchesDefects(t *testing.T) {
 					t.Logf("%s", f.log.String())
 				}
 			})
+		}
+	}
+}
+
+// TestSuiteLevels runs the suite on a Network that declares no total
+// order, as an implementation without a sequencer does: the total-order
+// cases skip and the others fall back to FIFO.
+func TestSuiteLevels(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs suite cases")
+	}
+	noTotal := func(tb testing.TB) Network {
+		return newDefectNet(tb, &defect{backlog: 1024, supports: func(l bus.Level) bool { return !l.Total() }})
+	}
+	for _, name := range []string{"Agreed", "Causal", "Safe", "AgreedViewChange"} {
+		if f := runFake(t, name, noTotal); !f.Skipped() || f.Failed() {
+			t.Errorf("%s: skipped %v, failed %v, want a skip:\n%s", name, f.Skipped(), f.Failed(), f.log.String())
+		}
+	}
+	for _, name := range []string{"SelfDelivery", "OpenGroup", "Restart", "Backpressure", "Crash", "Heal"} {
+		if f := runFake(t, name, noTotal); f.Skipped() || f.Failed() {
+			t.Errorf("%s: skipped %v, failed %v, want a pass:\n%s", name, f.Skipped(), f.Failed(), f.log.String())
 		}
 	}
 }
