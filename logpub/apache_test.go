@@ -29,6 +29,9 @@ var diffFormats = []string{
 	`%h %l %u "%r" %>s %b "%{Referer}i" "%{User-Agent}i"`,
 	`%m|%U|%q|%H|%s|%<s|%B|%{X-Test}i|%{X-Empty}i|%{Cookie}i|%{sid}C|%{theme}C|%400,404{Referer}i|%!200,304{Referer}i`,
 	`%v|%a|%A|%h|%{c}a|%{c}h|%l|%{Host}i|%{Content-Type}o|%X|%k|%{bogus}T|%{bogus}p|%{nothere}e|%{nothere}n|%%|%>s`,
+	// Only the date parts of times: the two servers see a request a few
+	// milliseconds apart.
+	`%{%a %A %b %B %h %e %d %m %Y %y %C %j %U %W %V %G %g %u %w %D %F %x %Z %z %%}t|%{begin:%Y}t|%{end:%Y}t|%{%-d %_m %^a}t|%{%Q}t`,
 }
 
 // diffRequests are sent byte for byte to both servers. %s is replaced by
