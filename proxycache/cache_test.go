@@ -282,7 +282,7 @@ func TestIndexRebuiltAtStart(t *testing.T) {
 	tr := &handlerTransport{h: h}
 	dir := t.TempDir()
 	origins := map[string]*url.URL{"www.example.com": originURL}
-	c, err := proxycache.New(dir, origins, proxycache.Config{Transport: tr})
+	c, err := proxycache.New(dir, origins, proxycache.Config{Transport: tr, Logger: quiet})
 	require.NoError(t, err)
 	do(t, c, "GET", "/a")
 	do(t, c, "GET", "/b/")
@@ -291,7 +291,7 @@ func TestIndexRebuiltAtStart(t *testing.T) {
 	require.NoError(t, os.Remove(filepath.Join(dir, "www.example.com", "c")))
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "www.example.com", "orphan"), []byte("x"), 0o644))
 
-	c, err = proxycache.New(dir, origins, proxycache.Config{Transport: tr})
+	c, err = proxycache.New(dir, origins, proxycache.Config{Transport: tr, Logger: quiet})
 	require.NoError(t, err)
 	defer c.Close()
 	assert.Equal(t, 2, c.Stats().Objects)

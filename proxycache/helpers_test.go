@@ -2,6 +2,9 @@ package proxycache_test
 
 import (
 	"io"
+	"log/slog"
+	"runtime"
+	"strings"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -39,6 +42,9 @@ func newCache(t testing.TB, h http.HandlerFunc, cfg proxycache.Config) (*proxyca
 	t.Helper()
 	tr := &handlerTransport{h: h}
 	cfg.Transport = tr
+	if cfg.Logger == nil {
+		cfg.Logger = quiet
+	}
 	dir := t.TempDir()
 	c, err := proxycache.New(dir, map[string]*url.URL{"www.example.com": originURL}, cfg)
 	require.NoError(t, err)
@@ -74,3 +80,10 @@ func httptestRequest(method, target string) *http.Request {
 }
 
 func newRecorder() *httptest.ResponseRecorder { return httptest.NewRecorder() }
+
+func ioNopCloser(s string) io.ReadCloser { return io.NopCloser(strings.NewReader(s)) }
+
+// synctestYield lets other goroutines of a synctest bubble run.
+func synctestYield() { runtime.Gosched() }
+
+var quiet = slog.New(slog.DiscardHandler)

@@ -90,6 +90,9 @@ func (m *meta) prepare() {
 	if m.Header == nil {
 		m.Header = http.Header{}
 	}
+	if len(m.Vary) == 0 {
+		m.Vary = nil
+	}
 	m.cc = parseDirectives(m.Header)
 }
 

@@ -168,7 +168,7 @@ func decodeMsg(b []byte) (*wireMsg, error) {
 	b = b[1:]
 	uvar := func() (uint64, bool) {
 		v, n := binary.Uvarint(b)
-		if n <= 0 {
+		if n <= 0 || n != len(binary.AppendUvarint(nil, v)) { // minimal encoding only
 			return 0, false
 		}
 		b = b[n:]
