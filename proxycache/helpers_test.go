@@ -3,11 +3,11 @@ package proxycache_test
 import (
 	"io"
 	"log/slog"
-	"runtime"
-	"strings"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"runtime"
+	"strings"
 	"sync/atomic"
 	"testing"
 
