@@ -14,8 +14,6 @@ import (
 
 // Errors returned by the package. Callers test them with errors.Is.
 var (
-	// ErrClosed is returned by calls on a Manager after Close or Shutdown.
-	ErrClosed = errors.New("vip: closed")
 	// ErrBadConfig is wrapped by every validation error of a Config, a VIF
 	// list or a wackamole.conf file.
 	ErrBadConfig = errors.New("vip: invalid configuration")

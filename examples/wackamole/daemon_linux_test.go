@@ -194,6 +194,40 @@ func TestDaemonsKillWithLifetime(t *testing.T) {
 	p.stop(owner)
 }
 
+func TestDaemonsGracefulHandover(t *testing.T) {
+	p := newProcLab(t, []string{"a", "b"}, []string{"198.18.0.102"})
+	ip := netip.MustParseAddr("198.18.0.102")
+	for _, h := range p.hosts {
+		p.start(h)
+	}
+	w := p.lab.WatchNeigh("client")
+	for _, h := range p.hosts {
+		deadline := time.Now().Add(20 * time.Second)
+		for !strings.Contains(p.outs[h].String(), "msg=mature") {
+			require.True(t, time.Now().Before(deadline), "%s never matured", h)
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	owner := p.settled(w, ip, 30*time.Second)
+	from := p.lab.Hosts[owner].MAC
+	start := time.Now()
+	require.NoError(t, p.procs[owner].Process.Signal(syscall.SIGTERM))
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	at, mac, err := w.WaitChange(ctx, ip, from)
+	require.NoError(t, err)
+	next := p.lab.HostByMAC(mac)
+	t.Logf("graceful hand-over %s -> %s: client updated after %v", owner, next, at.Sub(start))
+	if os.Getenv("WACKAMOLE_TEST_LOGS") != "" {
+		t.Logf("SIGTERM at %s", start.Format("15:04:05.000"))
+		defer func() { t.Logf("%s:\n%s\n%s:\n%s", owner, p.outs[owner].String(), next, p.outs[next].String()) }()
+	}
+	assert.NotEqual(t, owner, next)
+	require.NoError(t, p.procs[owner].Wait(), p.outs[owner].String())
+	delete(p.procs, owner)
+	assert.Equal(t, []string{next}, p.lab.Owners(ip))
+}
+
 // BenchmarkFailover measures, with the default (LAN) profile, the time from
 // a hard failure of the owner (its switch port goes down) to the client's
 // neighbour entry pointing at the new owner. Each iteration is one

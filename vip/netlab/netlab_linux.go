@@ -1,9 +1,5 @@
 //go:build linux
 
-// Package netlab builds throw-away network labs for tests of virtual IP
-// failover (like net/http/httptest for HTTP): a switch
-// namespace with a bridge and one namespace per host, addresses from
-// 198.18.0.0/15 and 2001:2::/48 only. It needs root and iproute2.
 package netlab
 
 import (
