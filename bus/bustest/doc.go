@@ -40,7 +40,10 @@
 //		t.Skip("known failure: " + reason)
 //	}
 //
-// One case runs with `go test -run 'TestConformance/Crash$'`.
+// One case runs with `go test -run 'TestConformance/Crash$'`. Do not run
+// the conformance test in parallel with other tests of the same package
+// (t.Parallel): the leak check of each case counts every goroutine of the
+// process.
 //
 // # Cases
 //
