@@ -104,7 +104,7 @@ type Aggregator struct {
 	cfg          AggregatorConfig
 	mu           sync.Mutex
 	ring         []bucket
-	start        time.Time
+	first        int64 // second of the earliest observation, 0 before the first
 	totalServers map[string]*Counts
 	totalVhosts  map[string]*Counts
 	all          Counts
@@ -124,7 +124,6 @@ func NewAggregator(cfg AggregatorConfig) *Aggregator {
 	return &Aggregator{
 		cfg:          cfg,
 		ring:         make([]bucket, int(cfg.Window/time.Second)),
-		start:        time.Now(),
 		totalServers: make(map[string]*Counts),
 		totalVhosts:  make(map[string]*Counts),
 	}
@@ -153,6 +152,9 @@ func (a *Aggregator) ObserveAt(r *Record, t time.Time) {
 	sec := t.Unix()
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	if a.first == 0 || sec < a.first {
+		a.first = sec
+	}
 	b := &a.ring[int(sec%int64(len(a.ring)))]
 	if b.sec != sec || b.servers == nil {
 		*b = bucket{sec: sec, servers: map[string]*Counts{}, vhosts: map[string]*Counts{},
@@ -191,8 +193,10 @@ func (a *Aggregator) SnapshotAt(t time.Time) Snapshot {
 	now := t.Unix()
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	// The window grows from the first observation to its full span, so
+	// that rates are right from the start.
 	win := a.cfg.Window
-	if el := t.Sub(a.start).Truncate(time.Second) + time.Second; el < win {
+	if el := time.Duration(now-a.first+1) * time.Second; a.first != 0 && el > 0 && el < win {
 		win = el
 	}
 	secs := win.Seconds()

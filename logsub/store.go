@@ -226,6 +226,14 @@ func sanitizeVhost(v string) string {
 	if v == "" || v == "." || v == ".." || len(v) > 255 {
 		return OtherVhost
 	}
+	clean := true
+	for i := 0; i < len(v) && clean; i++ {
+		c := v[i]
+		clean = 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '.' || c == '-' || c == '_'
+	}
+	if clean {
+		return v
+	}
 	b := []byte(strings.ToLower(v))
 	for i, c := range b {
 		if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '.' || c == '-' || c == '_') {
