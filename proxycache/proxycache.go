@@ -181,7 +181,9 @@ func New(root string, origins map[string]*url.URL, cfg Config) (*Cache, error) {
 	c.store = st
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	if cfg.Bus != nil {
-		cl, err := startCluster(c, cfg.Bus, cfg.Group)
+		cl, err := startCluster(cfg.Bus, cfg.Group, cfg.PurgeWaitAll, c.log, c.applyPurge,
+			func() int { n, _ := c.store.size(); return n },
+			func(t purgeTarget) bool { return t.kind == purgeEvery || c.origins[t.host] != nil })
 		if err != nil {
 			c.cancel()
 			return nil, err

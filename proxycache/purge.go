@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"strings"
 	"sync"
@@ -228,18 +229,22 @@ func decodeMsg(b []byte) (*wireMsg, error) {
 // Agreed level, so every member applies them in one order; acknowledgements
 // go at Reliable level.
 type cluster struct {
-	c     *Cache
-	b     bus.Bus
-	g     bus.Group
-	self  bus.MemberID
-	ctx   context.Context
-	stop  context.CancelFunc
-	wg    sync.WaitGroup
-	acks  chan *wireMsg
-	mu    sync.Mutex
-	view  *bus.View
-	next  uint64
-	waits map[uint64]*purgeWait
+	b       bus.Bus
+	g       bus.Group
+	self    bus.MemberID
+	log     *slog.Logger
+	waitAll bool
+	apply   func(purgeTarget)      // applies a purge locally
+	held    func() int             // entries held locally
+	serves  func(purgeTarget) bool // whether the purge concerns this member
+	ctx     context.Context
+	stop    context.CancelFunc
+	wg      sync.WaitGroup
+	acks    chan *wireMsg
+	mu      sync.Mutex
+	view    *bus.View
+	next    uint64
+	waits   map[uint64]*purgeWait
 }
 
 type purgeWait struct {
@@ -260,7 +265,8 @@ func (w *purgeWait) check() {
 // joinTimeout bounds joining the purge group in New.
 const joinTimeout = 30 * time.Second
 
-func startCluster(c *Cache, b bus.Bus, group string) (*cluster, error) {
+func startCluster(b bus.Bus, group string, waitAll bool, log *slog.Logger,
+	apply func(purgeTarget), held func() int, serves func(purgeTarget) bool) (*cluster, error) {
 	ctx, stop := context.WithCancel(context.Background())
 	jctx, cancel := context.WithTimeout(ctx, joinTimeout)
 	defer cancel()
@@ -269,7 +275,7 @@ func startCluster(c *Cache, b bus.Bus, group string) (*cluster, error) {
 		stop()
 		return nil, fmt.Errorf("proxycache: join %s: %w", group, err)
 	}
-	cl := &cluster{c: c, b: b, g: g, self: b.Self(), ctx: ctx, stop: stop,
+	cl := &cluster{b: b, g: g, self: b.Self(), log: log, waitAll: waitAll, apply: apply, held: held, serves: serves, ctx: ctx, stop: stop,
 		acks: make(chan *wireMsg, 1024), waits: make(map[uint64]*purgeWait)}
 	cl.wg.Go(cl.recvLoop)
 	cl.wg.Go(cl.ackLoop)
@@ -300,7 +306,7 @@ func (cl *cluster) purge(ctx context.Context, t purgeTarget) error {
 	cl.next++
 	id := cl.next
 	w := &purgeWait{need: map[bus.MemberID]bool{cl.self: true}, done: make(chan struct{})}
-	if cl.c.cfg.PurgeWaitAll && cl.view != nil {
+	if cl.waitAll && cl.view != nil {
 		for _, m := range cl.view.Members {
 			w.need[m] = true
 		}
@@ -312,7 +318,7 @@ func (cl *cluster) purge(ctx context.Context, t purgeTarget) error {
 		delete(cl.waits, id)
 		cl.mu.Unlock()
 	}()
-	msg := &wireMsg{typ: msgPurge, wantAck: cl.c.cfg.PurgeWaitAll, id: id, t: t}
+	msg := &wireMsg{typ: msgPurge, wantAck: cl.waitAll, id: id, t: t}
 	if err := cl.g.Send(ctx, bus.Agreed, msg.encode()); err != nil {
 		if errors.Is(err, bus.ErrClosed) {
 			return ErrClosed
@@ -361,9 +367,9 @@ func (cl *cluster) onView(v *bus.View) {
 	// other side of a partition) may have missed purges: it forgets
 	// everything it holds rather than serve purged content.
 	if (first && len(v.Members) > 1) || v.IsMerge() {
-		if n, _ := cl.c.store.size(); n > 0 || v.IsMerge() {
-			cl.c.log.Warn("purges may have been missed; emptying cache", "view", v.String())
-			cl.c.applyPurge(purgeTarget{kind: purgeEvery})
+		if cl.held() > 0 || v.IsMerge() {
+			cl.log.Warn("purges may have been missed; emptying cache", "view", v.String())
+			cl.apply(purgeTarget{kind: purgeEvery})
 		}
 	}
 }
@@ -371,15 +377,15 @@ func (cl *cluster) onView(v *bus.View) {
 func (cl *cluster) onMessage(ev *bus.Message) {
 	m, err := decodeMsg(ev.Data)
 	if err != nil {
-		cl.c.log.Warn("ignoring purge message", "sender", ev.Sender.String(), "err", err)
+		cl.log.Warn("ignoring purge message", "sender", ev.Sender.String(), "err", err)
 		return
 	}
 	switch m.typ {
 	case msgPurge:
-		if m.t.kind != purgeEvery && cl.c.origins[m.t.host] == nil {
-			cl.c.log.Debug("purge for a host not served here", "host", m.t.host)
+		if cl.serves(m.t) {
+			cl.apply(m.t)
 		} else {
-			cl.c.applyPurge(m.t)
+			cl.log.Debug("purge for a host not served here", "host", m.t.host)
 		}
 		if ev.Sender == cl.self {
 			cl.done(m.id, cl.self)
@@ -387,7 +393,7 @@ func (cl *cluster) onMessage(ev *bus.Message) {
 			select {
 			case cl.acks <- &wireMsg{typ: msgAck, id: m.id, origin: ev.Sender}:
 			default:
-				cl.c.log.Warn("purge acknowledgement dropped", "origin", ev.Sender.String())
+				cl.log.Warn("purge acknowledgement dropped", "origin", ev.Sender.String())
 			}
 		}
 	case msgAck:
@@ -415,7 +421,7 @@ func (cl *cluster) ackLoop() {
 			return
 		case a := <-cl.acks:
 			if err := cl.g.Send(cl.ctx, bus.Reliable, a.encode()); err != nil && cl.ctx.Err() == nil {
-				cl.c.log.Warn("purge acknowledgement not sent", "err", err)
+				cl.log.Warn("purge acknowledgement not sent", "err", err)
 			}
 		}
 	}
