@@ -40,6 +40,17 @@
 // read-write mutex guards it; Count reads an atomic counter without taking
 // it.
 //
+// # Ingest from the log bus
+//
+// Ingest joins the log group on a bus.Bus (the group logpub publishers send
+// internal/logwire batches to) and feeds the index: one goroutine receives
+// and queues messages as fast as the bus delivers them, another decodes and
+// applies each batch under one lock. Under a burst the index lags behind
+// instead of pushing back on the publishers; past IngestConfig.MaxBacklogBytes
+// messages are dropped and counted, and undecodable ones are counted and
+// skipped. A record's user is its authenticated user (or, with
+// UseRemoteAddr, its client address), its URL the request path.
+//
 // # Server
 //
 // Server speaks the Redis protocol (RESP2), so redis-cli, redis-benchmark
