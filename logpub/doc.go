@@ -44,7 +44,7 @@
 //	%R %f          set with SetFilename; "-" otherwise
 //	%k             keep-alive requests before this one on the connection,
 //	               with http.Server.ConnContext = ConnContext; 0 otherwise
-//	%X             "X" when the client went away or the handler panicked,
+//	%X             "X" when a write failed or the handler panicked,
 //	               "-" when the connection will close, "+" otherwise
 //	%I %O %S       estimated from the request line, headers and body read
 //	               (net/http does not expose wire bytes); exact when the

@@ -55,8 +55,8 @@ type Entry struct {
 	// KeepAlives is the number of requests served on the connection
 	// before this one (%k).
 	KeepAlives int
-	// Aborted reports that the client went away before the response was
-	// complete (%X prints "X").
+	// Aborted reports that the response could not be completed: a write
+	// failed (the client went away) or the handler panicked (%X prints "X").
 	Aborted bool
 	// Filename (%f), Handler (%R) and LogID (%L) print "-" when empty.
 	Filename, Handler, LogID string

@@ -159,9 +159,6 @@ func (m *middleware) finish(rw *responseWriter, r *http.Request) {
 	if c, ok := r.Context().Value(connKey{}).(*connInfo); ok {
 		e.KeepAlives = int(c.requests.Add(1)) - 1
 	}
-	if !e.Aborted && r.Context().Err() != nil {
-		e.Aborted = true
-	}
 	if m.cfg.User != nil {
 		e.User, e.HasUser = m.cfg.User(r)
 	} else if !e.HasUser && len(r.Header["Authorization"]) > 0 {
@@ -215,6 +212,9 @@ func (w *responseWriter) Write(p []byte) (int, error) {
 	}
 	n, err := w.w.Write(p)
 	w.e.BodyBytes += int64(n)
+	if err != nil {
+		w.e.Aborted = true // as Apache's c->aborted: the client is gone
+	}
 	return n, err
 }
 
@@ -232,6 +232,9 @@ func (w *responseWriter) ReadFrom(r io.Reader) (int64, error) {
 		n, err = io.Copy(writerOnly{w.w}, r)
 	}
 	w.e.BodyBytes += n
+	if err != nil {
+		w.e.Aborted = true
+	}
 	return n, err
 }
 

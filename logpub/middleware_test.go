@@ -8,6 +8,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -181,7 +183,18 @@ func TestMiddlewareServer(t *testing.T) {
 	leakcheck.Check(t)
 	s := &recordSink{f: MustCompile("%k %X %A %{local}p %a %>s %B")}
 	mux := http.NewServeMux()
-	mux.HandleFunc("/hello", func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "hello") })
+	mux.HandleFunc("/hello", func(w http.ResponseWriter, r *http.Request) {
+		// ResponseController reaches the connection through Unwrap.
+		assert.NoError(t, http.NewResponseController(w).SetWriteDeadline(time.Now().Add(time.Minute)))
+		fmt.Fprint(w, "hello")
+	})
+	file := filepath.Join(t.TempDir(), "big.bin")
+	require.NoError(t, os.WriteFile(file, bytes.Repeat([]byte("x"), 100_000), 0o644))
+	mux.HandleFunc("/file", func(w http.ResponseWriter, r *http.Request) {
+		_, ok := w.(io.ReaderFrom)
+		assert.True(t, ok, "io.ReaderFrom kept for sendfile")
+		http.ServeFile(w, r, file)
+	})
 	mux.HandleFunc("/hijack", func(w http.ResponseWriter, r *http.Request) {
 		c, brw, err := w.(http.Hijacker).Hijack()
 		require.NoError(t, err)
@@ -213,7 +226,13 @@ func TestMiddlewareServer(t *testing.T) {
 		b, _ := io.ReadAll(resp.Body)
 		assert.Equal(t, "hello", string(b))
 	}
-	resp, err := http.Get("http://" + ln.Addr().String() + "/hijack")
+	once := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	resp, err := once.Get("http://" + ln.Addr().String() + "/file")
+	require.NoError(t, err)
+	n, _ := io.Copy(io.Discard, resp.Body)
+	_ = resp.Body.Close()
+	assert.Equal(t, int64(100_000), n)
+	resp, err = once.Get("http://" + ln.Addr().String() + "/hijack")
 	require.NoError(t, err)
 	b, _ := io.ReadAll(resp.Body)
 	_ = resp.Body.Close()
@@ -226,19 +245,20 @@ func TestMiddlewareServer(t *testing.T) {
 		s.mu.Lock()
 		n := len(s.lines)
 		s.mu.Unlock()
-		if n >= 4 || time.Now().After(deadline) {
+		if n >= 5 || time.Now().After(deadline) {
 			break
 		}
 		time.Sleep(time.Millisecond)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	require.Len(t, s.lines, 4)
+	require.Len(t, s.lines, 5)
 	p := fmt.Sprint(port)
 	assert.Equal(t, "0 + 127.0.0.1 "+p+" 127.0.0.1 200 5", s.lines[0])
 	assert.Equal(t, "1 + 127.0.0.1 "+p+" 127.0.0.1 200 5", s.lines[1])
 	assert.Equal(t, "1 - 127.0.0.1 "+p+" 127.0.0.1 200 5", s.lines[2], "Apache repeats the count on the closing request")
-	assert.Equal(t, "0 + 127.0.0.1 "+p+" 127.0.0.1 - 0", s.lines[3])
+	assert.Equal(t, "0 - 127.0.0.1 "+p+" 127.0.0.1 200 100000", s.lines[3], "bytes sent through ReadFrom")
+	assert.Equal(t, "0 - 127.0.0.1 "+p+" 127.0.0.1 - 0", s.lines[4])
 }
 
 func TestWriterSink(t *testing.T) {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -653,11 +654,11 @@ func (p *Publisher) receiveAcks(ctx context.Context) {
 		}
 		switch ev := ev.(type) {
 		case *bus.View:
-			for _, m := range ev.Joined {
-				if m != self {
-					p.rewind(p.baseNow())
-					break
-				}
+			// A member joining the ack group may be a logger back from a
+			// crash or a partition: resend what is not acknowledged. Our
+			// own first view lists every member as joined: nothing to do.
+			if !slices.Contains(ev.Joined, self) && len(ev.Joined) > 0 {
+				p.rewind(p.baseNow())
 			}
 		case *bus.Message:
 			a, err := logwire.DecodeAck(ev.Data)

@@ -6,6 +6,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"testing/synctest"
@@ -397,5 +398,71 @@ func TestPublisherDropsOversizeRecord(t *testing.T) {
 		assert.Equal(t, []string{"small"}, l.lines)
 		assert.Equal(t, uint64(1), p.Stats().Dropped)
 		assert.Equal(t, uint64(1), p.Stats().Records)
+	})
+}
+
+func TestPublisherJournalFull(t *testing.T) {
+	leakcheck.Check(t)
+	dir := t.TempDir()
+	synctest.Test(t, func(t *testing.T) {
+		hub := inproc.New(inproc.Config{})
+		defer hub.Close()
+		pb, _ := hub.NewMember("web1")
+		cfg := Config{ID: "web1", Format: testFormat, MaxBatchBytes: 4096, MaxMemory: 4 * 4104,
+			Dir: dir, MaxJournal: 40 << 10, SegmentBytes: 8 << 10}
+		p, err := New(pb, "logs", cfg)
+		require.NoError(t, err)
+		defer p.Close()
+		for range 20 {
+			logN(p, 0, 100)
+			time.Sleep(100 * time.Millisecond) // let the flusher journal
+		}
+		st := p.Stats()
+		assert.Positive(t, st.Dropped, "memory and journal full")
+		assert.LessOrEqual(t, st.JournalBytes, int64(40<<10))
+		assert.Greater(t, st.JournalBytes, int64(30<<10))
+		assert.Equal(t, uint64(2000), st.Records+st.Dropped)
+		assert.Equal(t, st.Records, st.Retained)
+
+		// A logger arrives and acknowledges: the journal drains, nothing
+		// accepted is lost.
+		l := newTestLogger(t, hub, "logger1")
+		l.receive(t.Context(), int(st.Records))
+		assert.Zero(t, l.gaps)
+		l.ack(logwire.AckDurable, false)
+		waitFor(t, "journal drained", func() bool { return p.Stats().Retained == 0 })
+		assert.Less(t, p.Stats().JournalBytes, int64(8<<10+4200), "only the active segment is left")
+	})
+}
+
+func TestPublisherConcurrentLog(t *testing.T) {
+	leakcheck.Check(t)
+	synctest.Test(t, func(t *testing.T) {
+		hub := inproc.New(inproc.Config{})
+		defer hub.Close()
+		pb, _ := hub.NewMember("web1")
+		l := newTestLogger(t, hub, "logger1")
+		p, err := New(pb, "logs", Config{ID: "web1", Format: testFormat, MaxBatchBytes: 2048})
+		require.NoError(t, err)
+		defer p.Close()
+		done := make(chan struct{})
+		for w := range 4 {
+			go func() {
+				defer func() { done <- struct{}{} }()
+				logN(p, w*1000, 1000)
+			}()
+		}
+		for range 4 {
+			<-done
+		}
+		l.receive(t.Context(), 4000)
+		assert.Zero(t, l.gaps)
+		assert.Zero(t, l.dups)
+		want := wantLines(0, 4000)
+		slices.Sort(want)
+		slices.Sort(l.lines)
+		assert.Equal(t, want, l.lines)
+		l.ack(logwire.AckDurable, false)
+		waitFor(t, "release", func() bool { return p.Stats().Retained == 0 })
 	})
 }
