@@ -284,3 +284,31 @@ func ExampleMiddleware() {
 	// Output:
 	// GET /greet 200 5
 }
+
+type failingWriter struct{ discardWriter }
+
+func (failingWriter) Write(p []byte) (int, error) { return 0, io.ErrClosedPipe }
+
+func TestMiddlewareAbortedWrite(t *testing.T) {
+	s := &recordSink{f: MustCompile("%X %>s %B")}
+	h := Middleware(s, HandlerConfig{})(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, err := w.Write([]byte("lost"))
+		assert.ErrorIs(t, err, io.ErrClosedPipe)
+	}))
+	h.ServeHTTP(&failingWriter{discardWriter{h: http.Header{}}}, httptest.NewRequest("GET", "/", nil))
+	line, _ := s.last(t)
+	assert.Equal(t, "X 200 0", line)
+}
+
+func TestMiddlewareTrailers(t *testing.T) {
+	line, _, _ := serve(t, "%{X-Sum}^ti|%{X-Done}^to|%{X-None}^to", func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set(http.TrailerPrefix+"X-Done", "yes")
+		fmt.Fprint(w, "ok")
+	}, func() *http.Request {
+		r := httptest.NewRequest("POST", "/", strings.NewReader("abc"))
+		r.Trailer = http.Header{"X-Sum": {"42"}}
+		return r
+	}())
+	assert.Equal(t, "42|yes|-", line)
+}
