@@ -233,8 +233,9 @@ func (x *Index) Expire() int {
 	// Fast path under the read lock: nobody to remove.
 	x.mu.RLock()
 	f := x.all.first()
+	none := f == nil || f.t > c
 	x.mu.RUnlock()
-	if f == nil || f.t > c {
+	if none {
 		return 0
 	}
 	x.mu.Lock()

@@ -6,6 +6,8 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -331,4 +333,44 @@ func ExampleIndex() {
 	// alice 3m0s
 	// carol 2m0s
 	// expired: 1 online: 2
+}
+
+// TestIndexConcurrentUse runs writers, Expire and readers at once (for the
+// race detector) and checks the structure afterwards.
+func TestIndexConcurrentUse(t *testing.T) {
+	var clock atomic.Int64
+	clock.Store(1_000_000)
+	x := NewIndex(Config{Window: 50 * time.Millisecond, Now: func() time.Time { return time.UnixMilli(clock.Load()) }})
+	var wg sync.WaitGroup
+	for w := range 3 {
+		wg.Go(func() {
+			for i := range 3000 {
+				ms := clock.Add(1)
+				x.HitBytes([]byte("u"+strconv.Itoa((w*7919+i)%300)), []byte("/p"+strconv.Itoa(i%5)), ms-int64(i%40))
+			}
+		})
+	}
+	wg.Go(func() {
+		for range 2000 {
+			x.Expire()
+		}
+	})
+	wg.Go(func() {
+		var buf []Visit
+		for i := range 3000 {
+			buf = x.AppendOnURL(buf[:0], "/p"+strconv.Itoa(i%5), 10)
+			for j := 1; j < len(buf); j++ {
+				if buf[j].Time.After(buf[j-1].Time) {
+					t.Errorf("OnURL not newest first: %v", buf)
+					return
+				}
+			}
+			x.Lookup("u" + strconv.Itoa(i%300))
+			_ = x.Count()
+		}
+	})
+	wg.Wait()
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	checkInvariants(t, x)
 }
