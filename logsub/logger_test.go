@@ -16,6 +16,7 @@ import (
 	"github.com/peerscale/peerscale/bus"
 	"github.com/peerscale/peerscale/bus/inproc"
 	"github.com/peerscale/peerscale/internal/leakcheck"
+	"github.com/peerscale/peerscale/internal/logwire"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -192,4 +193,53 @@ func TestLoggerConfigErrors(t *testing.T) {
 	assert.ErrorIs(t, err, bus.ErrBadGroup)
 	_, err = New(context.Background(), b, []string{"g"}, out, Config{FsyncInterval: -1})
 	assert.ErrorIs(t, err, ErrConfig)
+}
+
+// TestTwoLoggersFullCopies runs two loggers on one group: each holds a full
+// copy, and each acknowledges under its own name.
+func TestTwoLoggersFullCopies(t *testing.T) {
+	leakcheck.Check(t)
+	synctest.Test(t, func(t *testing.T) {
+		ctx := t.Context()
+		hub := inproc.New(inproc.Config{Logger: quiet})
+		defer hub.Close()
+		var ls []*Logger
+		for _, name := range []string{"a", "b"} {
+			b, err := hub.NewMember("logger-" + name)
+			require.NoError(t, err)
+			dir := filepath.Join(t.TempDir(), name)
+			l, err := New(ctx, b, []string{"www"}, []Output{{File: filepath.Join(dir, "access_log")}},
+				Config{Name: "logger-" + name, Store: StoreConfig{StateFile: filepath.Join(dir, "state")}, Logger: quiet})
+			require.NoError(t, err)
+			ls = append(ls, l)
+		}
+		pb, err := hub.NewMember("web1")
+		require.NoError(t, err)
+		ob, err := hub.NewMember("observer")
+		require.NoError(t, err)
+		ackG, err := ob.Join(ctx, "www.ack")
+		require.NoError(t, err)
+		p := newSimPub(t, "web1", "www")
+		p.start(pb)
+		for range 10 {
+			p.publish(ctx, 30)
+		}
+		names := map[string]uint64{}
+		for names["logger-a"] < 301 || names["logger-b"] < 301 {
+			ev, err := ackG.Recv(ctx)
+			require.NoError(t, err)
+			if m, ok := ev.(*bus.Message); ok {
+				a, err := logwire.DecodeAck(m.Data)
+				require.NoError(t, err)
+				for _, e := range a.Entries {
+					names[a.Logger] = max(names[a.Logger], e.Next)
+				}
+			}
+		}
+		for _, l := range ls {
+			require.NoError(t, l.Shutdown(ctx))
+			assert.Equal(t, uint64(300), l.Stats().Records)
+		}
+		p.crash()
+	})
 }
