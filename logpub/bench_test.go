@@ -108,6 +108,9 @@ func BenchmarkPublish(b *testing.B) {
 			}
 			elapsed := time.Since(start)
 			cpu.report(b, b.N)
+			if used := processCPU() - cpu.start; used > 0 {
+				b.ReportMetric(float64(b.N)/used.Seconds(), "lines/cpu-s")
+			}
 			cancel()
 			<-done
 			st := p.Stats()
