@@ -109,6 +109,7 @@ func New(name string, cfg Config) (*Bus, error) {
 		stable:    make(map[string]uint64),
 		tomb:      make(map[bus.MemberID]time.Time),
 		coord:     self,
+		nalive:    1,
 		viewCh:    make(chan struct{}),
 		synced:    make(chan struct{}),
 		evWake:    make(chan struct{}, 1),
@@ -323,7 +324,7 @@ func (b *Bus) Send(ctx context.Context, name string, level bus.Level, data []byt
 		// Wait for room everywhere first, so that a Send ended by its ctx
 		// reached every member or none.
 		for _, l := range links {
-			if err := l.waitRoom(ctx, len(body)); err != nil {
+			if err := l.waitRoom(ctx, len(body), name); err != nil {
 				return err
 			}
 		}
@@ -333,7 +334,7 @@ func (b *Bus) Send(ctx context.Context, name string, level bus.Level, data []byt
 			}
 		}
 		for _, l := range links {
-			l.send(nil, fData, body)
+			l.sendGroup(nil, fData, body, name)
 		}
 	}
 	if h != nil {
@@ -348,20 +349,41 @@ func (b *Bus) Send(ctx context.Context, name string, level bus.Level, data []byt
 	return nil
 }
 
-// deliver hands a message received from a peer to the joined group.
-func (b *Bus) deliver(from bus.MemberID, m dataMsg) {
+// deliver hands a message received from a peer to the joined group. It
+// never blocks: the sender holds back beyond the credit this member gave.
+func (b *Bus) deliver(l *link, m dataMsg) {
 	b.mu.RLock()
 	h := b.joined[m.Group]
 	b.mu.RUnlock()
 	if h == nil {
 		b.stats.level(m.Level).dropped.Add(1)
+		if m.Level != bus.Unreliable {
+			l.consumed(m.Group, 1)
+		}
 		return
 	}
-	msg := &bus.Message{Group: h.name, Sender: from, Level: m.Level, Data: bytes.Clone(m.Payload)}
-	if ok, _ := h.push(nil, false, m.ViewSeq, msg); ok {
+	msg := &bus.Message{Group: h.name, Sender: l.peer, Level: m.Level, Data: bytes.Clone(m.Payload)}
+	if ok, _ := h.push(nil, m.Level != bus.Unreliable, m.ViewSeq, msg); ok {
 		b.stats.level(m.Level).delivered.Add(1)
 	} else {
 		b.stats.level(m.Level).dropped.Add(1)
+		if m.Level != bus.Unreliable {
+			l.consumed(m.Group, 1)
+		}
+	}
+}
+
+// consumed returns credit for messages from sender that left the queue of
+// group.
+func (b *Bus) consumed(sender bus.MemberID, group string, n int) {
+	if sender == b.self {
+		return
+	}
+	b.mu.RLock()
+	l := b.links[sender]
+	b.mu.RUnlock()
+	if l != nil {
+		l.consumed(group, n)
 	}
 }
 

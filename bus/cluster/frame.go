@@ -21,10 +21,15 @@ const (
 	fStable byte = 7
 	fBye    byte = 8
 	fSynced byte = 9
+	fCredit byte = 10
 )
 
 func sequenced(t byte) bool {
-	return t >= fData && t <= fSynced && t != fUnrel && t != fAck && t != fBye
+	switch t {
+	case fData, fView, fState, fStable, fSynced, fCredit:
+		return true
+	}
+	return false
 }
 
 // errMalformed is wrapped by every decoding error.
@@ -175,6 +180,9 @@ type hello struct {
 	// LastRecv is meaningful only when ToEpoch is the receiver's epoch.
 	FromEpoch, ToEpoch uint64
 	LastRecv           uint64
+	// Credit is how many messages per group the sender of the hello
+	// buffers for each peer before that peer must wait for credit.
+	Credit uint64
 }
 
 func (h *hello) encode() []byte {
@@ -191,7 +199,8 @@ func (h *hello) encode() []byte {
 	b = append(b, s)
 	b = binary.BigEndian.AppendUint64(b, h.FromEpoch)
 	b = binary.BigEndian.AppendUint64(b, h.ToEpoch)
-	return binary.AppendUvarint(b, h.LastRecv)
+	b = binary.AppendUvarint(b, h.LastRecv)
+	return binary.AppendUvarint(b, h.Credit)
 }
 
 var errVersion = errors.New("cluster: unsupported protocol version")
@@ -219,6 +228,10 @@ func decodeHello(p []byte) (hello, error) {
 	h.FromEpoch = d.u64("from epoch")
 	h.ToEpoch = d.u64("to epoch")
 	h.LastRecv = d.uvarint("last received")
+	h.Credit = d.uvarint("credit")
+	if d.err == nil && (h.Credit == 0 || h.Credit > 1<<30) {
+		d.fail("credit")
+	}
 	return h, d.done("hello")
 }
 
@@ -351,6 +364,21 @@ func decodeState(p []byte) (stateMsg, error) {
 		s.Views = append(s.Views, d.view())
 	}
 	return s, d.done("state")
+}
+
+// credit returns n consumed messages of group to their sender.
+func encodeCredit(group string, n int) []byte {
+	return binary.AppendUvarint(putStr(nil, group), uint64(n))
+}
+
+func decodeCredit(p []byte) (string, int, error) {
+	d := dec{b: p}
+	g := d.str(bus.MaxGroupName, "credit group")
+	n := d.uvarint("credit")
+	if d.err == nil && n > 1<<31 {
+		d.fail("credit too large")
+	}
+	return g, int(n), d.done("credit")
 }
 
 // stable tells the members of a view that every live member has it.

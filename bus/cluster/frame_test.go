@@ -16,7 +16,7 @@ var (
 )
 
 func TestFrameRoundTrips(t *testing.T) {
-	h := hello{Label: "prod", From: ma, To: mb, Sealed: true, FromEpoch: 7, ToEpoch: 9, LastRecv: 1 << 40}
+	h := hello{Label: "prod", From: ma, To: mb, Sealed: true, FromEpoch: 7, ToEpoch: 9, LastRecv: 1 << 40, Credit: 4096}
 	h.Nonce[3] = 5
 	gh, err := decodeHello(h.encode())
 	require.NoError(t, err)
@@ -62,7 +62,7 @@ func TestFrameRejects(t *testing.T) {
 		"hello magic":   func() error { _, err := decodeHello([]byte("XXXX\x01")); return err },
 		"hello version": func() error { _, err := decodeHello([]byte("PSBL\x09")); return err },
 		"hello trailing": func() error {
-			h := hello{From: ma, To: mb}
+			h := hello{From: ma, To: mb, Credit: 1}
 			_, err := decodeHello(append(h.encode(), 0))
 			return err
 		},
@@ -94,6 +94,7 @@ func FuzzFrames(f *testing.F) {
 	st := stateMsg{Joined: []string{"g"}, Views: []viewMsg{v}}
 	rec = appendFrame(rec, fState, 3, st.encode())
 	rec = appendFrame(rec, fStable, 4, encodeStable("g", 3))
+	rec = appendFrame(rec, fCredit, 5, encodeCredit("g", 3))
 	f.Add(rec)
 	f.Add([]byte{fBye, 0})
 	f.Fuzz(func(t *testing.T, in []byte) {
@@ -128,6 +129,12 @@ func FuzzFrames(f *testing.F) {
 				}
 			case fStable:
 				decodeStable(body)
+			case fCredit:
+				if g, n, err := decodeCredit(body); err == nil {
+					if g2, n2, err := decodeCredit(encodeCredit(g, n)); err != nil || g2 != g || n2 != n {
+						t.Fatalf("credit round trip: %v", err)
+					}
+				}
 			}
 			return nil
 		})
@@ -135,7 +142,7 @@ func FuzzFrames(f *testing.F) {
 }
 
 func FuzzHello(f *testing.F) {
-	h := hello{Label: "l", From: ma, To: mb, FromEpoch: 1}
+	h := hello{Label: "l", From: ma, To: mb, FromEpoch: 1, Credit: 1}
 	f.Add(h.encode())
 	f.Fuzz(func(t *testing.T, in []byte) {
 		h, err := decodeHello(in)

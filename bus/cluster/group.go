@@ -70,7 +70,8 @@ func (g *group) Recv(ctx context.Context) (bus.Event, error) {
 				clear(g.items[n:])
 				g.items, g.head = g.items[:n], 0
 			}
-			if _, ok := ev.(*bus.Message); ok {
+			m, isMsg := ev.(*bus.Message)
+			if isMsg {
 				g.ndata--
 				if g.wait {
 					g.wait = false
@@ -79,6 +80,9 @@ func (g *group) Recv(ctx context.Context) (bus.Event, error) {
 				}
 			}
 			g.mu.Unlock()
+			if isMsg && m.Level != bus.Unreliable {
+				g.b.consumed(m.Sender, g.name, 1)
+			}
 			return ev, nil
 		}
 		g.mu.Unlock()
@@ -104,18 +108,34 @@ func (g *group) Leave(ctx context.Context) error {
 	return g.b.leave(ctx, g)
 }
 
-// shut closes the handle: Recv returns ErrClosed, pushers give up.
+// shut closes the handle: Recv returns ErrClosed, pushers give up, the
+// senders of the messages discarded get their credit back.
 func (g *group) shut() {
 	g.mu.Lock()
-	defer g.mu.Unlock()
 	if g.closed {
+		g.mu.Unlock()
 		return
 	}
 	g.closed = true
+	owed := make(map[bus.MemberID]int)
+	for _, ev := range g.items[g.head:] {
+		if m, ok := ev.(*bus.Message); ok && m.Level != bus.Unreliable {
+			owed[m.Sender]++
+		}
+	}
+	for _, h := range g.held {
+		if h.msg.Level != bus.Unreliable {
+			owed[h.msg.Sender]++
+		}
+	}
 	g.items, g.held = nil, nil
 	close(g.space)
 	g.space = make(chan struct{})
 	notify(g.avail)
+	g.mu.Unlock()
+	for s, n := range owed {
+		g.b.consumed(s, g.name, n)
+	}
 }
 
 // waitRoom waits until the queue has room for a message, ctx ends or the
@@ -192,6 +212,14 @@ func (g *group) push(ctx context.Context, force bool, viewSeq uint64, m *bus.Mes
 // when v excludes this member although the handle has not left, so that
 // the caller tells the coordinator again.
 func (g *group) onView(v *viewMsg, self bus.MemberID) bool {
+	var dropped []*bus.Message
+	defer func() {
+		for _, m := range dropped {
+			if m.Level != bus.Unreliable {
+				g.b.consumed(m.Sender, g.name, 1)
+			}
+		}
+	}()
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.closed {
@@ -237,6 +265,7 @@ func (g *group) onView(v *viewMsg, self bus.MemberID) bool {
 			kept = append(kept, h)
 		case h.viewSeq < g.firstSeq:
 			g.ndata--
+			dropped = append(dropped, h.msg)
 		default:
 			h.msg.View = bv.ID
 			g.items = append(g.items, h.msg)

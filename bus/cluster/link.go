@@ -62,7 +62,10 @@ type link struct {
 	ackDirty  bool
 	bye       bool
 	byeSent   chan struct{}
-	space     chan struct{} // closed when the window frees space
+	space     chan struct{}  // closed when the window frees space
+	inflight  map[string]int // per group: messages sent the peer has not consumed
+	credit    int            // the peer's per-group limit
+	owed      map[string]int // per group: messages consumed here, not yet credited
 	conn      net.Conn
 	connStop  chan struct{}
 	gen       uint64
@@ -93,6 +96,7 @@ func newLink(b *Bus, peer bus.MemberID) *link {
 		downCh:  make(chan struct{}),
 		byeSent: make(chan struct{}),
 		epoch:   randUint64(),
+		credit:  b.cfg.QueueLen,
 	}
 }
 
@@ -111,7 +115,18 @@ func (l *link) myHello(b *Bus) hello {
 	l.recvMu.Lock()
 	defer l.recvMu.Unlock()
 	return hello{Label: b.cfg.Label, From: b.self, To: l.peer, Nonce: newNonce(), Sealed: b.cfg.Key != nil,
-		FromEpoch: l.epoch, ToEpoch: l.peerEpoch, LastRecv: l.recvSeq.Load()}
+		FromEpoch: l.epoch, ToEpoch: l.peerEpoch, LastRecv: l.recvSeq.Load(), Credit: uint64(b.cfg.QueueLen)}
+}
+
+// replyHello returns the hello answering theirs, as it will be once
+// learn(theirs) ran; learn runs only after the peer proved it holds the
+// key.
+func (l *link) replyHello(b *Bus, theirs hello) hello {
+	h := l.myHello(b)
+	if theirs.FromEpoch != h.ToEpoch {
+		h.ToEpoch, h.LastRecv = theirs.FromEpoch, 0
+	}
+	return h
 }
 
 // learn takes in the peer's hello: a new peer link state restarts the
@@ -157,11 +172,12 @@ func (l *link) full(n int) bool {
 	return len(l.win) >= l.b.cfg.Window || l.winBytes+n > l.b.cfg.WindowBytes
 }
 
-// waitRoom waits until the window has room for n bytes, ctx ends, the
+// waitRoom waits until the window has room for n bytes and the peer has
+// credit for one more message of group, ctx ends, the
 // peer goes down or leaves (nil: nothing is sent to it) or the Bus closes.
-func (l *link) waitRoom(ctx context.Context, n int) error {
+func (l *link) waitRoom(ctx context.Context, n int, group string) error {
 	l.mu.Lock()
-	for !l.closed && !l.down && l.full(n) {
+	for !l.closed && !l.down && (l.full(n) || l.inflight[group] >= l.credit) {
 		ch, down := l.space, l.downCh
 		l.mu.Unlock()
 		select {
@@ -219,6 +235,12 @@ func (l *link) downFor(now time.Time) time.Duration {
 // the window is full; without (control frames) it never waits. A link
 // closed meanwhile drops the frame: its peer has left.
 func (l *link) send(ctx context.Context, typ byte, body []byte) (uint64, error) {
+	return l.sendGroup(ctx, typ, body, "")
+}
+
+// sendGroup is send for a data message of group, counted against the
+// peer's credit.
+func (l *link) sendGroup(ctx context.Context, typ byte, body []byte, group string) (uint64, error) {
 	l.mu.Lock()
 	if l.down {
 		l.mu.Unlock()
@@ -243,6 +265,12 @@ func (l *link) send(ctx context.Context, typ byte, body []byte) (uint64, error) 
 	}
 	l.nextSeq++
 	seq := l.nextSeq
+	if group != "" {
+		if l.inflight == nil {
+			l.inflight = make(map[string]int)
+		}
+		l.inflight[group]++
+	}
 	l.win = append(l.win, outFrame{seq: seq, typ: typ, body: body})
 	l.winBytes += len(body)
 	l.mu.Unlock()
@@ -282,6 +310,37 @@ func (l *link) markByeSent() {
 	default:
 		close(l.byeSent)
 	}
+}
+
+// onCredit takes back n messages of group the peer consumed.
+func (l *link) onCredit(group string, n int) {
+	l.mu.Lock()
+	if c := l.inflight[group] - n; c > 0 {
+		l.inflight[group] = c
+	} else {
+		delete(l.inflight, group)
+	}
+	close(l.space)
+	l.space = make(chan struct{})
+	l.mu.Unlock()
+}
+
+// consumed records that n messages of group from the peer left this
+// member (read, or dropped) and returns credit in batches.
+func (l *link) consumed(group string, n int) {
+	l.mu.Lock()
+	if l.owed == nil {
+		l.owed = make(map[string]int)
+	}
+	c := l.owed[group] + n
+	if c < max(1, l.b.cfg.QueueLen/4) {
+		l.owed[group] = c
+		l.mu.Unlock()
+		return
+	}
+	delete(l.owed, group)
+	l.mu.Unlock()
+	l.send(nil, fCredit, encodeCredit(group, c))
 }
 
 // onAck drops acknowledged frames from the window.
@@ -357,7 +416,7 @@ func (l *link) close() {
 
 // attach makes c the link's connection, replacing any other, and resumes
 // from the peer's last received sequence number.
-func (l *link) attach(c net.Conn, r *wire.Reader, w *wire.Writer, peerLast uint64) error {
+func (l *link) attach(c net.Conn, r *wire.Reader, w *wire.Writer, peerLast uint64, theirs hello) error {
 	l.mu.Lock()
 	if l.closed {
 		l.mu.Unlock()
@@ -376,6 +435,10 @@ func (l *link) attach(c net.Conn, r *wire.Reader, w *wire.Writer, peerLast uint6
 	l.gen++
 	gen, stop := l.gen, make(chan struct{})
 	l.conn, l.connStop = c, stop
+	l.credit = int(theirs.Credit)
+	if theirs.ToEpoch != l.epoch {
+		l.inflight = nil // the peer starts our stream afresh
+	}
 	l.ackLocked(peerLast)
 	if n := len(l.win); n > 0 && l.gen > 1 {
 		l.retransmitted.Add(uint64(n))
@@ -544,7 +607,7 @@ func (l *link) handleFrame(typ byte, body []byte) error {
 		if (typ == fUnrel) != (m.Level == bus.Unreliable) {
 			return fmt.Errorf("%w: level %s on frame type %d", errMalformed, m.Level, typ)
 		}
-		l.b.deliver(l.peer, m)
+		l.b.deliver(l, m)
 		return nil
 	case fAck:
 		d := dec{b: body}
@@ -573,6 +636,13 @@ func (l *link) handleFrame(typ byte, body []byte) error {
 			return err
 		}
 		l.b.applyStable(g, seq)
+		return nil
+	case fCredit:
+		g, n, err := decodeCredit(body)
+		if err != nil {
+			return err
+		}
+		l.onCredit(g, n)
 		return nil
 	case fSynced:
 		if len(body) != 0 {
@@ -685,7 +755,7 @@ func (b *Bus) dial(l *link, addr string) error {
 		return ctx.Err()
 	}
 	c.SetDeadline(time.Time{})
-	return l.attach(c, r, w, l.learn(theirs))
+	return l.attach(c, r, w, l.learn(theirs), theirs)
 }
 
 var errPeer = errors.New("cluster: wrong peer")
@@ -789,17 +859,18 @@ func (b *Bus) accept(c net.Conn) {
 	}
 	var l *link
 	if err == nil {
-		l = b.linkFor(theirs.From, "")
+		b.mu.RLock()
+		l = b.links[theirs.From]
+		b.mu.RUnlock()
 		if l == nil {
-			err = fmt.Errorf("%w: %s has left", errPeer, theirs.From)
+			err = fmt.Errorf("%w: %s is not a known member", errPeer, theirs.From)
 		}
 	}
 	if err != nil {
 		fail(err)
 		return
 	}
-	peerLast := l.learn(theirs)
-	mine := l.myHello(b)
+	mine := l.replyHello(b, theirs)
 	myHello := mine.encode()
 	if err := w.Write(myHello); err != nil {
 		c.Close()
@@ -818,7 +889,7 @@ func (b *Bus) accept(c net.Conn) {
 		return
 	}
 	c.SetDeadline(time.Time{})
-	if err := l.attach(c, r, w, peerLast); err != nil && !errors.Is(err, errLinkClosed) {
+	if err := l.attach(c, r, w, l.learn(theirs), theirs); err != nil && !errors.Is(err, errLinkClosed) {
 		fail(err)
 	}
 }

@@ -208,6 +208,12 @@ func (b *Bus) manage() {
 		evs := b.evs
 		b.evs = nil
 		b.evMu.Unlock()
+		b.mu.RLock()
+		closing := b.closed
+		b.mu.RUnlock()
+		if closing {
+			continue // Close is under way: install nothing more
+		}
 		for _, e := range evs {
 			m.handle(e)
 		}
@@ -352,6 +358,9 @@ func (b *Bus) localState() stateMsg {
 func (b *Bus) pending() bool {
 	b.mu.RLock()
 	defer b.mu.RUnlock()
+	if b.closed {
+		return false
+	}
 	for _, h := range b.joined {
 		if h.firstView() == 0 {
 			return true
