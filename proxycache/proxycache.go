@@ -183,7 +183,7 @@ func New(root string, origins map[string]*url.URL, cfg Config) (*Cache, error) {
 	if cfg.Bus != nil {
 		cl, err := startCluster(cfg.Bus, cfg.Group, cfg.PurgeWaitAll, c.log, c.applyPurge,
 			func() int { n, _ := c.store.size(); return n },
-			func(t purgeTarget) bool { return t.kind == purgeEvery || c.origins[t.host] != nil })
+			func(t purgeTarget) bool { return t.kind == purgeEvery || c.originForHost(t.host) != nil })
 		if err != nil {
 			c.cancel()
 			return nil, err

@@ -89,6 +89,13 @@ func (c *Cache) purge(ctx context.Context, t purgeTarget) error {
 
 // applyPurge removes what t names from the local store.
 func (c *Cache) applyPurge(t purgeTarget) {
+	if t.kind != purgeEvery {
+		o := c.originForHost(t.host)
+		if o == nil {
+			return
+		}
+		t.host = o.host
+	}
 	var n int
 	switch t.kind {
 	case purgeURL:
@@ -245,6 +252,8 @@ type cluster struct {
 	view    *bus.View
 	next    uint64
 	waits   map[uint64]*purgeWait
+
+	closeOnce sync.Once
 }
 
 type purgeWait struct {

@@ -275,3 +275,37 @@ func TestClusterPurgeWaitsForEveryMember(t *testing.T) {
 		_ = os.Getpid()
 	})
 }
+
+func TestPurgerReachesEveryCache(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		hub := inproc.New(inproc.Config{})
+		origin := &versioned{v: map[string]int{}}
+		a := startMember(t, hub, "a", t.TempDir(), origin)
+		b := startMember(t, hub, "b", t.TempDir(), origin)
+		pb, err := hub.NewMember("purge-cli")
+		require.NoError(t, err)
+		p, err := proxycache.NewPurger(pb, proxycache.PurgerConfig{WaitAll: true, Logger: quiet})
+		require.NoError(t, err)
+		synctest.Wait()
+		assert.Equal(t, 3, p.Members())
+		for _, m := range []*member{a, b} {
+			do(t, m.c, "GET", "/img/x")
+			do(t, m.c, "GET", "/y")
+		}
+		origin.bump("/img/x")
+		require.NoError(t, p.PurgePrefix(t.Context(), "http://WWW.example.com:80/img/"))
+		for _, m := range []*member{a, b} {
+			assert.Equal(t, "1", do(t, m.c, "GET", "/img/x").body)
+			assert.Contains(t, do(t, m.c, "GET", "/y").header.Get("Cache-Status"), "hit")
+		}
+		require.NoError(t, p.PurgeAll(t.Context()))
+		assert.Equal(t, 0, a.c.Stats().Objects)
+		assert.ErrorIs(t, p.PurgeURL(t.Context(), "not a url"), proxycache.ErrBadPurge)
+		require.NoError(t, p.Close())
+		require.NoError(t, p.Close())
+		a.stop(t)
+		b.stop(t)
+		require.NoError(t, pb.Close())
+		require.NoError(t, hub.Close())
+	})
+}
