@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"net/netip"
 	"slices"
 	"sync"
 	"time"
@@ -34,6 +35,13 @@ type Config struct {
 	AnnounceInterval time.Duration
 	// Logger receives operational logs. Nil means slog.Default().
 	Logger *slog.Logger
+	// ARPCache, if positive, is how often this member collects its
+	// neighbour cache (at most 256 hosts) and shares it with the group;
+	// when it acquires an interface, it announces it directly to the hosts
+	// every member shared, which refreshes the caches of hosts that talked
+	// to the previous owner (wackamole's Arp-Cache with Notify arp-cache).
+	// It needs a Backend that implements NeighborSharer. Zero means off.
+	ARPCache time.Duration
 	// OnEvent, if not nil, is called for every acquisition, release,
 	// conflict and backend failure, from the Manager's goroutine: it must
 	// not block.
@@ -172,6 +180,8 @@ type Manager struct {
 	held        map[string]time.Time
 	announceAt  map[string]time.Time
 	announceN   map[string]int
+	neighbors   []netip.Addr
+	shared      map[bus.MemberID][]netip.Addr // neighbours shared, this view and the last
 	mature      bool
 	draining    bool
 	drainClosed bool
@@ -383,6 +393,14 @@ func (m *Manager) run(ctx context.Context) {
 	}
 	announce := time.NewTimer(time.Hour)
 	defer announce.Stop()
+	var arpC <-chan time.Time
+	sharer, _ := m.backend.(NeighborSharer)
+	if m.cfg.ARPCache > 0 && sharer != nil {
+		t := time.NewTicker(m.cfg.ARPCache)
+		defer t.Stop()
+		arpC = t.C
+		m.collectNeighbors(ctx, sharer)
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -409,6 +427,10 @@ func (m *Manager) run(ctx context.Context) {
 			m.reconcile(ctx)
 		case <-announce.C:
 			m.announceDue(ctx)
+		case <-arpC:
+			if m.collectNeighbors(ctx, sharer) {
+				m.sendState(false)
+			}
 		case <-m.drainReq:
 			if !m.draining {
 				m.draining = true
@@ -461,6 +483,14 @@ func (m *Manager) emit(ev Event) {
 }
 
 func (m *Manager) onView(ctx context.Context, v *bus.View) {
+	if m.shared == nil {
+		m.shared = make(map[bus.MemberID][]netip.Addr)
+	}
+	for id := range m.shared {
+		if !v.Contains(id) && (m.view == nil || !m.view.Contains(id)) {
+			delete(m.shared, id)
+		}
+	}
 	m.view = v.Clone()
 	m.self = v.Members[v.Self]
 	m.round = make(map[bus.MemberID]State)
@@ -514,6 +544,9 @@ func (m *Manager) handle(ctx context.Context, sender bus.MemberID, msg *message)
 			m.round[sender] = st
 		}
 		m.latest[sender] = st
+		if len(st.Neighbors) > 0 {
+			m.shared[sender] = st.Neighbors
+		}
 		if !m.complete {
 			if len(m.round) == len(m.view.Members) {
 				m.completeRound(ctx)
@@ -607,7 +640,7 @@ func (m *Manager) leaderTick(ctx context.Context, balance bool) {
 }
 
 func (m *Manager) state() State {
-	s := State{Member: m.self, Digest: m.digest, Mature: m.mature, Draining: m.draining, Prefer: slices.Clone(m.cfg.Prefer)}
+	s := State{Member: m.self, Digest: m.digest, Mature: m.mature, Draining: m.draining, Prefer: slices.Clone(m.cfg.Prefer), Neighbors: m.neighbors}
 	now := time.Now()
 	for _, name := range m.names {
 		if at, ok := m.held[name]; ok {
@@ -681,6 +714,7 @@ func (m *Manager) acquire(ctx context.Context, name string) bool {
 	}
 	m.count(func(s *Stats) { s.Acquisitions++ })
 	m.log.Info("acquired", "vif", name, "view", m.view.ID)
+	m.notifyShared(ctx, name)
 	m.emit(Event{Kind: EventAcquired, VIF: name})
 	return true
 }
@@ -752,4 +786,53 @@ func (m *Manager) nextAnnounce() time.Duration {
 	}
 	next := slices.MinFunc(slices.Collect(maps.Values(m.announceAt)), func(a, b time.Time) int { return a.Compare(b) })
 	return max(time.Until(next), 0)
+}
+
+// collectNeighbors refreshes the neighbours this member shares and reports
+// whether they changed.
+func (m *Manager) collectNeighbors(ctx context.Context, sharer NeighborSharer) bool {
+	ns, err := sharer.Neighbors(ctx)
+	if err != nil {
+		m.log.Warn("listing neighbours", "err", err)
+		return false
+	}
+	slices.SortFunc(ns, func(a, b netip.Addr) int { return a.Compare(b) })
+	ns = slices.Compact(ns)
+	if len(ns) > maxNeighbors {
+		ns = ns[:maxNeighbors]
+	}
+	if slices.Equal(ns, m.neighbors) {
+		return false
+	}
+	m.neighbors = ns
+	return true
+}
+
+// notifyShared announces vif directly to the neighbours shared by the
+// members of this view and the last one (the previous owner included).
+func (m *Manager) notifyShared(ctx context.Context, vif string) {
+	sharer, ok := m.backend.(NeighborSharer)
+	if !ok || m.cfg.ARPCache <= 0 {
+		return
+	}
+	seen := make(map[netip.Addr]bool)
+	var hosts []netip.Addr
+	add := func(ns []netip.Addr) {
+		for _, a := range ns {
+			if !seen[a] {
+				seen[a] = true
+				hosts = append(hosts, a)
+			}
+		}
+	}
+	add(m.neighbors)
+	for _, id := range slices.SortedFunc(maps.Keys(m.shared), bus.MemberID.Compare) {
+		add(m.shared[id])
+	}
+	if len(hosts) == 0 {
+		return
+	}
+	if err := sharer.NotifyHosts(ctx, m.vifs[vif], hosts); err != nil {
+		m.log.Warn("notifying shared neighbours", "vif", vif, "err", err)
+	}
 }

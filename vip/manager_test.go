@@ -405,3 +405,62 @@ func TestNewValidates(t *testing.T) {
 	_, err = New(g, dup, DryRun{}, Config{})
 	assert.ErrorIs(t, err, ErrBadConfig)
 }
+
+// sharingBackend is a fakeBackend that shares neighbours.
+type sharingBackend struct {
+	*fakeBackend
+	mine     []netip.Addr
+	mu       sync.Mutex
+	notified map[string][]netip.Addr
+}
+
+func (s *sharingBackend) Neighbors(context.Context) ([]netip.Addr, error) { return s.mine, nil }
+
+func (s *sharingBackend) NotifyHosts(_ context.Context, v VIF, hosts []netip.Addr) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.notified[v.Name] = append(s.notified[v.Name], hosts...)
+	return nil
+}
+
+func TestManagerSharesNeighbors(t *testing.T) {
+	leakcheck.Check(t)
+	synctest.Test(t, func(t *testing.T) {
+		hub := inproc.New(inproc.Config{})
+		defer hub.Close()
+		net := newFakeNet()
+		vifs := testVIFs(2)
+		start := func(name string, mine ...string) (*sharingBackend, *inproc.Bus) {
+			b, err := hub.NewMember(name)
+			require.NoError(t, err)
+			g, err := b.Join(t.Context(), "vip")
+			require.NoError(t, err)
+			be := &sharingBackend{fakeBackend: &fakeBackend{net: net, name: name, announced: map[string]int{}}, notified: map[string][]netip.Addr{}}
+			for _, s := range mine {
+				be.mine = append(be.mine, netip.MustParseAddr(s))
+			}
+			m, err := New(g, vifs, be, Config{Mature: -1, ARPCache: time.Second, Logger: discard()})
+			require.NoError(t, err)
+			t.Cleanup(func() { _ = m.Close() })
+			return be, b
+		}
+		_, ba := start("a", "198.18.0.50", "198.18.0.51")
+		bb, _ := start("b", "198.18.0.60")
+		settle(t, 5*time.Second, func() bool { return converged(net, vifs, "a", "b") && balanced(net, "a", "b") })
+		time.Sleep(2 * time.Second) // a few collection rounds
+		synctest.Wait()
+		var aVIF string
+		for vif, h := range holdersOf(net) {
+			if h == "a" {
+				aVIF = vif
+			}
+		}
+		require.NotEmpty(t, aVIF)
+		hub.Crash(ba)
+		settle(t, 5*time.Second, func() bool { return converged(net, vifs, "b") })
+		bb.mu.Lock()
+		defer bb.mu.Unlock()
+		assert.Subset(t, bb.notified[aVIF], []netip.Addr{netip.MustParseAddr("198.18.0.50"), netip.MustParseAddr("198.18.0.51"), netip.MustParseAddr("198.18.0.60")},
+			"the new owner refreshes the hosts the failed owner knew")
+	})
+}

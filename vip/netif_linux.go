@@ -362,6 +362,50 @@ func (n *Netlink) unsolicitedNA(d *device, ip netip.Addr) error {
 	return nil
 }
 
+// Neighbors lists the IPv4 hosts in the neighbour tables of the devices
+// of the VIFs.
+func (n *Netlink) Neighbors(context.Context) ([]netip.Addr, error) {
+	var out []netip.Addr
+	for _, d := range n.devs {
+		neigh, err := n.h.NeighList(d.index, netlink.FAMILY_V4)
+		if err != nil {
+			return nil, &OpError{Op: "neighbors", Dev: d.name, Err: err}
+		}
+		for _, e := range neigh {
+			if a, ok := netip.AddrFromSlice(e.IP); ok && e.State&(netlink.NUD_REACHABLE|netlink.NUD_STALE|netlink.NUD_DELAY|netlink.NUD_PROBE) != 0 {
+				out = append(out, a.Unmap())
+			}
+		}
+	}
+	return out, nil
+}
+
+// NotifyHosts queues direct announcements of the IPv4 addresses of v to
+// hosts (throttled like Notify).
+func (n *Netlink) NotifyHosts(_ context.Context, v VIF, hosts []netip.Addr) error {
+	for _, a := range v.Addrs {
+		d := n.devs[a.Dev]
+		if d == nil || !a.IP.Is4() || d.arp == nil {
+			continue
+		}
+		var v4 []netip.Addr
+		for _, h := range hosts {
+			if h.Is4() && len(v4) < maxNotifyHosts {
+				v4 = append(v4, h)
+			}
+		}
+		if len(v4) == 0 {
+			continue
+		}
+		select {
+		case n.notify <- notifyJob{dev: d, ip: a.IP, hosts: v4}:
+		default:
+			n.log.Warn("notify queue full: skipping direct announcements", "addr", a.IP)
+		}
+	}
+	return nil
+}
+
 func (n *Netlink) queueNotify(d *device, ip netip.Addr) {
 	var hosts []netip.Addr
 	throttle := 0

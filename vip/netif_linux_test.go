@@ -203,3 +203,24 @@ func TestNetlinkLeftoversAndLifetime(t *testing.T) {
 	eventually(t, 6*time.Second, func() bool { return !l.HasAddr("a", ip) }, "address expires")
 	assert.Positive(t, be.Stats().ARPs)
 }
+
+func TestNetlinkNotifyTargets(t *testing.T) {
+	leakcheck.Check(t)
+	l := netlab.New(t, "client", "a")
+	vip := netip.MustParseAddr("198.18.0.150")
+	vifs := labVIFs(vip.String())
+	hub := inproc.New(inproc.Config{})
+	t.Cleanup(func() { hub.Close() })
+	watch := l.WatchNeigh("client")
+	// The client never talked to the VIP: a gratuitous ARP would not
+	// create its entry, a direct announcement (Notify) does.
+	client := l.Hosts["client"].IP4
+	n := startLabNode(t, l, hub, "a", vifs, fastCfg, NetlinkConfig{
+		Notify: []NotifyTarget{{Dev: "eth0", Prefix: netip.PrefixFrom(client, 30).Masked(), Throttle: 100}},
+	})
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	_, err := watch.WaitMAC(ctx, vip, l.Hosts["a"].MAC)
+	require.NoError(t, err, "the notified client learns the VIP")
+	eventually(t, 2*time.Second, func() bool { return n.be.Stats().Notified >= 2 }, "both hosts of the /30 notified")
+}

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 )
 
 // Netlink is the Linux backend; on other systems NewNetlink fails.
@@ -31,3 +32,9 @@ func (*Netlink) Stats() NetlinkStats { return NetlinkStats{} }
 
 // Close does nothing.
 func (*Netlink) Close() error { return nil }
+
+// Neighbors is not supported.
+func (*Netlink) Neighbors(context.Context) ([]netip.Addr, error) { return nil, errors.ErrUnsupported }
+
+// NotifyHosts is not supported.
+func (*Netlink) NotifyHosts(context.Context, VIF, []netip.Addr) error { return errors.ErrUnsupported }

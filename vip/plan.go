@@ -3,6 +3,7 @@ package vip
 import (
 	"cmp"
 	"hash/fnv"
+	"net/netip"
 	"slices"
 	"time"
 
@@ -35,6 +36,10 @@ type State struct {
 	Prefer []string
 	// Holdings lists the virtual interfaces the member holds now.
 	Holdings []Holding
+	// Neighbors lists hosts found in the member's neighbour caches, shared
+	// so that a new owner can refresh their caches directly (see
+	// Config.ARPCache). The planner ignores it.
+	Neighbors []netip.Addr `json:",omitempty"`
 }
 
 // holds reports whether s holds vif, and for how long.

@@ -159,6 +159,18 @@ type Backend interface {
 	Release(ctx context.Context, v VIF) error
 }
 
+// NeighborSharer is implemented by Backends that take part in the
+// sharing of neighbour caches (Config.ARPCache): Neighbors lists the hosts
+// in this machine's neighbour caches on the devices of the VIFs, and
+// NotifyHosts announces the addresses of v directly to hosts.
+type NeighborSharer interface {
+	Neighbors(ctx context.Context) ([]netip.Addr, error)
+	NotifyHosts(ctx context.Context, v VIF, hosts []netip.Addr) error
+}
+
+// maxNeighbors bounds the neighbours one member shares.
+const maxNeighbors = 256
+
 // OpError is the error of a Backend operation on one address.
 type OpError struct {
 	// Op is "acquire", "announce", "release", "watch" or "cleanup".

@@ -54,7 +54,7 @@ func decodeMessage(data []byte) (*message, error) {
 			return nil, fmt.Errorf("%w: state message without state", ErrBadMessage)
 		}
 		s := m.State
-		if len(s.Holdings) > maxWireItems || len(s.Prefer) > maxWireItems {
+		if len(s.Holdings) > maxWireItems || len(s.Prefer) > maxWireItems || len(s.Neighbors) > maxNeighbors {
 			return nil, fmt.Errorf("%w: too many items", ErrBadMessage)
 		}
 		for _, h := range s.Holdings {
@@ -65,6 +65,11 @@ func decodeMessage(data []byte) (*message, error) {
 		for _, p := range s.Prefer {
 			if p == "" || len(p) > maxName {
 				return nil, fmt.Errorf("%w: bad preference %q", ErrBadMessage, p)
+			}
+		}
+		for _, a := range s.Neighbors {
+			if !a.IsValid() || a.Zone() != "" {
+				return nil, fmt.Errorf("%w: bad neighbour %v", ErrBadMessage, a)
 			}
 		}
 		if len(s.Digest) > 64 {

@@ -2,6 +2,7 @@ package vip
 
 import (
 	"errors"
+	"net/netip"
 	"testing"
 	"time"
 
@@ -16,7 +17,8 @@ func TestWireRoundTrip(t *testing.T) {
 	msgs := []*message{
 		{Kind: kindState, View: bus.ViewID{Seq: 3, Coord: a}, Initial: true, State: &State{
 			Member: a, Digest: "abc", Mature: true, Prefer: []string{"x"},
-			Holdings: []Holding{{VIF: "x", HeldFor: 1500 * time.Millisecond}},
+			Holdings:  []Holding{{VIF: "x", HeldFor: 1500 * time.Millisecond}},
+			Neighbors: []netip.Addr{netip.MustParseAddr("198.18.0.7"), netip.MustParseAddr("2001:2::7")},
 		}},
 		{Kind: kindMoves, View: bus.ViewID{Seq: 4, Coord: b}, Moves: []Move{{VIF: "x", From: a, To: b}, {VIF: "y", To: a}}},
 	}
@@ -39,6 +41,7 @@ func TestWireRejects(t *testing.T) {
 		"move to zero":  `{"v":1,"k":"moves","moves":[{"VIF":"x"}]}`,
 		"negative age":  `{"v":1,"k":"state","state":{"Holdings":[{"VIF":"x","HeldFor":-1}]}}`,
 		"empty holding": `{"v":1,"k":"state","state":{"Holdings":[{"VIF":""}]}}`,
+		"bad neighbour": `{"v":1,"k":"state","state":{"Neighbors":[""]}}`,
 	} {
 		_, err := decodeMessage([]byte(in))
 		assert.ErrorIs(t, err, ErrBadMessage, name)

@@ -11,6 +11,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -58,6 +59,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	dataPort := fs.Int("data-port", 0, "data link port (0 picks one)")
 	seeds := fs.String("seeds", "", "comma-separated host:port of other members")
 	mature := fs.Duration("mature", 0, "wait before taking interfaces after start (0: config or 5s; negative: none)")
+	arpCache := fs.Duration("arp-cache", 0, "share the neighbour cache this often (0: Arp-Cache of the config when Notify has arp-cache)")
 	lifetime := fs.Duration("lifetime", 0, "address lifetime refreshed while alive (dead-man switch; 0: permanent)")
 	dryRun := fs.Bool("dry-run", false, "log address changes instead of making them")
 	single := fs.Bool("single", false, "run alone on an in-process bus")
@@ -104,7 +106,13 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	if *mature != 0 {
 		cfg.Mature = *mature
 	}
-	groupName := cmpOr(*group, conf.Group, "wackamole")
+	if conf.NotifyARPCache {
+		cfg.ARPCache = cmp.Or(conf.ARPCache, 90*time.Second)
+	}
+	if *arpCache != 0 {
+		cfg.ARPCache = *arpCache
+	}
+	groupName := cmp.Or(*group, conf.Group, "wackamole")
 
 	// The bus: the main chooses the implementation.
 	var b bus.Bus
@@ -176,13 +184,4 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	err = m.Shutdown(sctx)
 	log.Info("wackamole stopped", "err", err)
 	return err
-}
-
-func cmpOr(vals ...string) string {
-	for _, v := range vals {
-		if v != "" {
-			return v
-		}
-	}
-	return ""
 }
