@@ -229,8 +229,9 @@ func startLogger(t *testing.T, args ...string) *logger {
 // TestChaosSIGKILL runs spreadlogd as a separate process over bus/cluster on
 // loopback while two publishers send at a high rate: the logger is killed
 // with SIGKILL and restarted three times, one publisher is restarted (new
-// epoch, retained records kept), and at the end every record is in the
-// files exactly once, with no holes.
+// epoch, retained records kept), the logger process is stopped (SIGSTOP)
+// for 3 s, and at the end every record is in the files exactly once, with
+// no holes.
 func TestChaosSIGKILL(t *testing.T) {
 	if testing.Short() {
 		t.Skip("chaos test skipped in -short mode")
@@ -295,6 +296,12 @@ Log {
 		time.Sleep(time.Duration(rng.IntN(500)) * time.Millisecond)
 		l = startLogger(t, args...)
 	}
+	// The logger's process (and so its bus member) stops for a while.
+	time.Sleep(500 * time.Millisecond)
+	require.NoError(t, l.cmd.Process.Signal(syscall.SIGSTOP))
+	time.Sleep(3 * time.Second)
+	require.NoError(t, l.cmd.Process.Signal(syscall.SIGCONT))
+	t.Logf("logger stopped for 3 s and continued")
 	time.Sleep(time.Second)
 	close(stopPub)
 	wg.Wait()
