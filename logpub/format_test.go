@@ -241,3 +241,28 @@ func ExampleFormat_AppendLine() {
 	// Output:
 	// 203.0.113.9 - - [01/Mar/2024:12:00:00 +0000] "GET /index.html?lang=fr HTTP/1.1" 200 512 "-" "curl/8.0 \"test\""
 }
+
+// FuzzCompile compiles arbitrary format strings: Compile returns a
+// FormatError or a Format that formats without panicking.
+func FuzzCompile(f *testing.F) {
+	for _, s := range goldenFormats {
+		f.Add(s)
+	}
+	f.Add("%{")
+	f.Add("%!,<>{x}")
+	f.Add("%^t")
+	f.Add("%{%")
+	e := testEntry(f)
+	f.Fuzz(func(t *testing.T, s string) {
+		fm, err := Compile(s)
+		if err != nil {
+			var fe *FormatError
+			require.ErrorAs(t, err, &fe)
+			require.GreaterOrEqual(t, fe.Offset, 0)
+			require.Less(t, fe.Offset, len(s))
+			return
+		}
+		fm.AppendLine(nil, e)
+		fm.AppendLine(nil, &Entry{})
+	})
+}

@@ -466,3 +466,37 @@ func TestPublisherConcurrentLog(t *testing.T) {
 		waitFor(t, "release", func() bool { return p.Stats().Retained == 0 })
 	})
 }
+
+func TestPublisherLoggerCrashRestart(t *testing.T) {
+	leakcheck.Check(t)
+	synctest.Test(t, func(t *testing.T) {
+		hub := inproc.New(inproc.Config{})
+		defer hub.Close()
+		pb, _ := hub.NewMember("web1")
+		l := newTestLogger(t, hub, "logger1")
+		p, err := New(pb, "logs", Config{ID: "web1", Format: testFormat, MaxBatchBytes: 2048})
+		require.NoError(t, err)
+		defer p.Close()
+
+		logN(p, 0, 50)
+		l.receive(t.Context(), 50)
+		// The logger made the first 30 durable, acknowledged them, crashed.
+		k := key("web1", p.Epoch())
+		l.next[k] = 31
+		l.ack(logwire.AckDurable, false)
+		synctest.Wait()
+		hub.Crash(l.b)
+		logN(p, 50, 50)
+		time.Sleep(time.Second)
+
+		// It restarts from its files: 30 lines, expecting seq 31.
+		l2 := newTestLogger(t, hub, "logger1")
+		l2.lines = append([]string(nil), l.lines[:30]...)
+		l2.next[k] = 31
+		l2.receive(t.Context(), 100)
+		assert.Equal(t, wantLines(0, 100), l2.lines)
+		assert.Zero(t, l2.gaps)
+		l2.ack(logwire.AckDurable, false)
+		waitFor(t, "release", func() bool { return p.Stats().Retained == 0 })
+	})
+}
