@@ -143,6 +143,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		fmt.Fprintf(out, "onlined: HTTP on http://%s/\n", hln.Addr())
 	}
 
+	fmt.Fprintln(out, "onlined: ready")
 	<-ctx.Done()
 	err = shutdown()
 	st := ix.Stats()

@@ -57,7 +57,7 @@ func start(t *testing.T, ctx context.Context, args ...string) (out *syncBuffer, 
 	done = make(chan error, 1)
 	go func() { done <- run(ctx, args, out) }()
 	re := regexp.MustCompile(`RESP on (\S+),`)
-	eventually(t, "onlined to listen", func() bool { return re.MatchString(out.String()) })
+	eventually(t, "onlined to be ready", func() bool { return strings.Contains(out.String(), "onlined: ready") })
 	resp = re.FindStringSubmatch(out.String())[1]
 	if m := regexp.MustCompile(`HTTP on (\S+)`).FindStringSubmatch(out.String()); m != nil {
 		web = m[1]
