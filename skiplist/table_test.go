@@ -368,3 +368,32 @@ func TestNewIndexPanics(t *testing.T) {
 	require.NoError(t, err)
 	assert.Panics(t, func() { NewIndex(tab, Multi, key) })
 }
+
+func TestTableAllocations(t *testing.T) {
+	tt := newTestTable()
+	id := 0
+	allocs := testing.AllocsPerRun(500, func() {
+		id++
+		if _, err := tt.t.Insert(rec{ID: id, Group: id % 7, T: id % 13}); err != nil {
+			t.Fatal(err)
+		}
+	})
+	assert.LessOrEqual(t, allocs, 2.0, "allocations per insert")
+	e := tt.byID.Find(10)
+	require.NotNil(t, e)
+	allocs = testing.AllocsPerRun(500, func() {
+		v := e.Value()
+		v.T++
+		v.Group = (v.Group + 1) % 7
+		if err := tt.t.Update(e, v); err != nil {
+			t.Fatal(err)
+		}
+	})
+	assert.Equal(t, 0.0, allocs, "allocations per update")
+	allocs = testing.AllocsPerRun(500, func() {
+		if _, err := tt.byID.Upsert(rec{ID: 10, T: 1}); err != nil {
+			t.Fatal(err)
+		}
+	})
+	assert.Equal(t, 0.0, allocs, "allocations per upsert of a present key")
+}
