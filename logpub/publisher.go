@@ -46,8 +46,9 @@ type Config struct {
 	// MaxMemory bounds the bytes of batches held in memory. Zero means
 	// 64 MiB.
 	MaxMemory int64
-	// Dir is the journal directory. Empty means no journal: records wait
-	// for acknowledgement in memory only and are lost with the process.
+	// Dir is the journal directory, one per Publisher. Empty means no
+	// journal: records wait for acknowledgement in memory only and are
+	// lost with the process.
 	Dir string
 	// MaxJournal bounds the journal's size. Zero means 1 GiB.
 	MaxJournal int64
@@ -266,7 +267,7 @@ func (p *Publisher) Log(e *Entry) {
 	if r := e.Request; r != nil {
 		rec.Method, rec.URL, rec.Proto = r.Method, r.RequestURI, r.Proto
 		rec.Remote, _ = splitHostPort(r.RemoteAddr)
-		rec.VHost = hostOnly(r.Host)
+		rec.VHost = strings.ToLower(hostOnly(r.Host))
 		if vs := r.Header["Referer"]; len(vs) > 0 {
 			rec.Referer = vs[0]
 		}
@@ -305,14 +306,18 @@ func (p *Publisher) append(rec *logwire.Record) {
 		p.dropEpoch++
 		return
 	}
-	if p.cur != nil && len(p.cur)-frameHeader+size > p.cfg.MaxBatchBytes {
-		p.sealLocked()
-	}
 	var deadline time.Time
-	if p.cur == nil && !p.startBatchLocked(&deadline) {
-		p.stats.Dropped++
-		p.dropEpoch++
-		return
+	for p.cur == nil || len(p.cur)-frameHeader+size > p.cfg.MaxBatchBytes {
+		if p.cur != nil {
+			p.sealLocked()
+		}
+		// startBatchLocked may wait (Config.Block) with mu released, and
+		// another Log may start a batch meanwhile: check again.
+		if !p.startBatchLocked(&deadline) {
+			p.stats.Dropped++
+			p.dropEpoch++
+			return
+		}
 	}
 	at := len(p.cur)
 	p.cur = logwire.AppendRecord(p.cur, rec)
@@ -330,6 +335,9 @@ func (p *Publisher) startBatchLocked(deadline *time.Time) bool {
 		if p.cfg.Block <= 0 || p.closed {
 			return false
 		}
+		if p.cur != nil {
+			return true // started by another Log while this one waited
+		}
 		now := time.Now()
 		if deadline.IsZero() {
 			*deadline = now.Add(p.cfg.Block)
@@ -346,6 +354,12 @@ func (p *Publisher) startBatchLocked(deadline *time.Time) bool {
 		}
 		t.Stop()
 		p.mu.Lock()
+		if p.closed {
+			return false
+		}
+		if p.cur != nil {
+			return true
+		}
 	}
 	var buf []byte
 	if n := len(p.free); n > 0 {

@@ -500,3 +500,37 @@ func TestPublisherLoggerCrashRestart(t *testing.T) {
 		waitFor(t, "release", func() bool { return p.Stats().Retained == 0 })
 	})
 }
+
+func TestPublisherConcurrentBlock(t *testing.T) {
+	leakcheck.Check(t)
+	synctest.Test(t, func(t *testing.T) {
+		hub := inproc.New(inproc.Config{})
+		defer hub.Close()
+		pb, _ := hub.NewMember("web1")
+		l := newTestLogger(t, hub, "logger1")
+		p, err := New(pb, "logs", Config{ID: "web1", Format: testFormat, MaxBatchBytes: 2048,
+			MaxMemory: 2 * 2056, AckQuorum: -1, Block: 50 * time.Millisecond})
+		require.NoError(t, err)
+		defer p.Close()
+		done := make(chan struct{})
+		for w := range 4 {
+			go func() {
+				defer func() { done <- struct{}{} }()
+				logN(p, w*500, 500)
+			}()
+		}
+		for range 4 {
+			<-done
+		}
+		st := p.Stats()
+		assert.Zero(t, st.Dropped, "writers waited for the flusher instead")
+		assert.Equal(t, uint64(2000), st.Records)
+		l.receive(t.Context(), 2000)
+		assert.Zero(t, l.gaps)
+		assert.Zero(t, l.dups)
+		want := wantLines(0, 2000)
+		slices.Sort(want)
+		slices.Sort(l.lines)
+		assert.Equal(t, want, l.lines)
+	})
+}
