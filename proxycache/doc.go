@@ -87,8 +87,9 @@
 // starts and is not stored if a purge that covers its key was applied since,
 // so a fill begun before a purge is never stored after it.
 //
-// With Config.Bus, purges are multicast to Config.Group at Agreed level and
-// every member applies them in the same order; the call returns once this
+// With Config.Bus, purges are multicast to Config.Group at FIFO level (they
+// are idempotent removals, so no total order is needed and bus/cluster,
+// which stops at FIFO, carries them); the call returns once this
 // member applied the purge, or, with Config.PurgeWaitAll, once every member
 // of the view acknowledged it. A member that may have missed purges empties
 // its cache: when it joins a group that already has members (a restart,

@@ -72,7 +72,7 @@ type Config struct {
 	// PurgeWaitAll makes PurgeURL, PurgePrefix and PurgeAll return only
 	// once every member of the group's view has applied the purge (or the
 	// context ends). False means they return once this member applied it;
-	// the others apply it in the same total order.
+	// the others apply it as it reaches them.
 	PurgeWaitAll bool
 	// Authorize decides whether a PURGE request or an admin API request may
 	// proceed. Nil means only requests from loopback addresses are allowed.

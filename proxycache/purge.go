@@ -233,7 +233,8 @@ func decodeMsg(b []byte) (*wireMsg, error) {
 }
 
 // cluster runs the purge protocol over a bus group. Purges are sent at
-// Agreed level, so every member applies them in one order; acknowledgements
+// FIFO level (purges are idempotent: any order of them leaves the same
+// store); acknowledgements
 // go at Reliable level.
 type cluster struct {
 	b       bus.Bus
@@ -328,7 +329,7 @@ func (cl *cluster) purge(ctx context.Context, t purgeTarget) error {
 		cl.mu.Unlock()
 	}()
 	msg := &wireMsg{typ: msgPurge, wantAck: cl.waitAll, id: id, t: t}
-	if err := cl.g.Send(ctx, bus.Agreed, msg.encode()); err != nil {
+	if err := cl.g.Send(ctx, bus.FIFO, msg.encode()); err != nil {
 		if errors.Is(err, bus.ErrClosed) {
 			return ErrClosed
 		}

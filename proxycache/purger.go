@@ -15,7 +15,7 @@ type PurgerConfig struct {
 	// Group is the caches' purge group. Empty means "proxycache".
 	Group string
 	// WaitAll makes each purge return only once every member of the group
-	// applied it. False means once the group's total order delivered it.
+	// applied it. False means once the bus delivered it back to the Purger.
 	WaitAll bool
 	// Logger receives operational logs. Nil means slog.Default().
 	Logger *slog.Logger

@@ -232,16 +232,14 @@ func (c *Cache) Generation() uint64 { return c.gen.Load() }
 // InvalidateAll makes every value cached so far unreachable on every
 // member, by moving the cluster to a new generation (groupcache cannot
 // remove values; the old ones age out of its LRU). It returns once this
-// member uses the new generation; the others switch in the same total
-// order of the bus.
+// member uses the new generation; the others switch when it reaches them.
 func (c *Cache) InvalidateAll(ctx context.Context) error {
 	if c.closed.Load() {
 		return ErrClosed
 	}
 	next := newGeneration(c.gen.Load())
 	if c.g == nil {
-		c.gen.Store(next)
-		c.bumps.Add(1)
+		c.raise(next)
 		return nil
 	}
 	c.mu.Lock()
@@ -255,7 +253,7 @@ func (c *Cache) InvalidateAll(ctx context.Context) error {
 		delete(c.waits, id)
 		c.mu.Unlock()
 	}()
-	if err := c.g.Send(ctx, bus.Agreed, encode(msg{typ: msgGen, id: id, gen: next})); err != nil {
+	if err := c.g.Send(ctx, bus.FIFO, encode(msg{typ: msgGen, id: id, gen: next})); err != nil {
 		return fmt.Errorf("appcache: invalidate: %w", err)
 	}
 	select {
@@ -268,12 +266,10 @@ func (c *Cache) InvalidateAll(ctx context.Context) error {
 	}
 }
 
+// newGeneration returns a generation above old: counter+1 in the high 40
+// bits, random low bits to tell concurrent bumps apart.
 func newGeneration(old uint64) uint64 {
-	for {
-		if g := rand.Uint64(); g != 0 && g != old {
-			return g
-		}
-	}
+	return (old>>24+1)<<24 | rand.Uint64N(1<<24)
 }
 
 // PickPeer implements groupcache.PeerPicker with a consistent hash over
@@ -466,17 +462,20 @@ func (c *Cache) onView(v *bus.View) {
 	if c.cfg.SelfURL != "" {
 		out = append(out, encode(msg{typ: msgHello, url: c.cfg.SelfURL}))
 	}
-	if v.IsLeader() {
-		g := c.gen.Load()
-		if v.IsMerge() || g == 0 {
-			g = newGeneration(g)
-		}
+	switch g := c.gen.Load(); {
+	case v.IsMerge():
+		// Every member starts a generation above its own: the highest of
+		// them is above both sides' and was made after the merge.
+		g = newGeneration(g)
+		c.raise(g)
+		out = append(out, encode(msg{typ: msgGen, gen: g}))
+	case v.IsLeader() && g != 0:
 		out = append(out, encode(msg{typ: msgGen, gen: g}))
 	}
 	if len(out) > 0 {
 		c.wg.Go(func() {
 			for _, b := range out {
-				if err := c.g.Send(c.ctx, bus.Agreed, b); err != nil {
+				if err := c.g.Send(c.ctx, bus.FIFO, b); err != nil {
 					return
 				}
 			}
@@ -494,9 +493,7 @@ func (c *Cache) onMessage(from bus.MemberID, m msg) {
 		}
 		c.mu.Unlock()
 	case msgGen:
-		if c.gen.Swap(m.gen) != m.gen {
-			c.bumps.Add(1)
-		}
+		c.raise(m.gen)
 		if from == c.self && m.id != 0 {
 			c.mu.Lock()
 			if ch := c.waits[m.id]; ch != nil {
@@ -504,6 +501,20 @@ func (c *Cache) onMessage(from bus.MemberID, m msg) {
 				delete(c.waits, m.id)
 			}
 			c.mu.Unlock()
+		}
+	}
+}
+
+// raise adopts g if it is above the current generation.
+func (c *Cache) raise(g uint64) {
+	for {
+		cur := c.gen.Load()
+		if g <= cur {
+			return
+		}
+		if c.gen.CompareAndSwap(cur, g) {
+			c.bumps.Add(1)
+			return
 		}
 	}
 }

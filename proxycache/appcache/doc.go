@@ -16,15 +16,18 @@
 // # Generations instead of removal
 //
 // groupcache has no removal by design. Every key is stored as
-// "<generation>/<key>"; InvalidateAll sends a new random generation at
-// Agreed level and every member switches to it in the same order, so the
-// old values become unreachable and age out of groupcache's LRU. A member
+// "<generation>/<key>"; InvalidateAll sends a new generation at FIFO level
+// and every member adopts the highest generation it has seen. A generation
+// is a counter (high 40 bits) with random low bits, so concurrent
+// invalidations from two members converge on one generation everywhere
+// without a total order. The old values become unreachable and age out of
+// groupcache's LRU. A member
 // joining a running group does not know the generation: until the leader
 // tells it (on every view with newcomers) its Gets go straight to the
-// Getter, uncached. After a merge of partitions the leader starts a new
-// generation, since the sides may have invalidated separately; between the
-// merge view and that message a member may still read a value the other
-// side had invalidated.
+// Getter, uncached. After a merge of partitions every member starts a new
+// generation above its own, so the highest, adopted everywhere, is newer
+// than anything either side invalidated; between the merge view and those
+// messages a member may still read a value the other side had invalidated.
 //
 // # Peers
 //
