@@ -144,7 +144,7 @@ func (f *Format) appendOp(dst []byte, o *op, e *Entry, r *http.Request) []byte {
 		}
 		dst = appendEscaped(dst, r.Method)
 		dst = append(dst, ' ')
-		dst = appendEscaped(dst, r.RequestURI)
+		dst = appendRequestURI(dst, r.RequestURI)
 		if r.Proto != "" {
 			dst = append(dst, ' ')
 			dst = appendEscaped(dst, r.Proto)
@@ -210,6 +210,26 @@ func (f *Format) appendOp(dst []byte, o *op, e *Entry, r *http.Request) []byte {
 		return strconv.AppendInt(dst, e.FirstByte.Microseconds(), 10)
 	}
 	return append(dst, '-')
+}
+
+// appendRequestURI appends the request target with a password in an
+// absolute URI replaced by XXXXXXXX, as Apache's %r prints it.
+func appendRequestURI(dst []byte, uri string) []byte {
+	if i := strings.Index(uri, "://"); i > 0 && !strings.HasPrefix(uri, "/") {
+		auth := uri[i+3:]
+		if j := strings.IndexAny(auth, "/?#"); j >= 0 {
+			auth = auth[:j]
+		}
+		if at := strings.LastIndexByte(auth, '@'); at >= 0 {
+			if colon := strings.IndexByte(auth[:at], ':'); colon >= 0 {
+				pw := i + 3 + colon + 1
+				dst = appendEscaped(dst, uri[:pw])
+				dst = append(dst, "XXXXXXXX"...)
+				return appendEscaped(dst, uri[i+3+at:])
+			}
+		}
+	}
+	return appendEscaped(dst, uri)
 }
 
 func (f *Format) when(o *op, e *Entry) time.Time {

@@ -266,3 +266,17 @@ func FuzzCompile(f *testing.F) {
 		fm.AppendLine(nil, &Entry{})
 	})
 }
+
+func TestRequestLinePassword(t *testing.T) {
+	for _, tt := range []struct{ uri, want string }{
+		{"http://bob:secret@example.test/index.html", "GET http://bob:XXXXXXXX@example.test/index.html HTTP/1.1"},
+		{"http://bob@example.test/a?b=c:d@e", "GET http://bob@example.test/a?b=c:d@e HTTP/1.1"},
+		{"http://example.test/a:b@c", "GET http://example.test/a:b@c HTTP/1.1"},
+		{"/x?u=http://a:b@c", "GET /x?u=http://a:b@c HTTP/1.1"},
+		{"http://a:@h/", "GET http://a:XXXXXXXX@h/ HTTP/1.1"},
+	} {
+		r := httptest.NewRequest("GET", "/", nil)
+		r.RequestURI = tt.uri
+		assert.Equal(t, tt.want, format(t, "%r", &Entry{Request: r}), tt.uri)
+	}
+}
