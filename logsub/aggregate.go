@@ -3,6 +3,7 @@ package logsub
 import (
 	"cmp"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 )
@@ -140,11 +141,23 @@ func bump[V any](m map[string]V, key string, max int, zero func() V) V {
 		}
 	}
 	v := zero()
-	m[key] = v
+	m[strings.Clone(key)] = v
 	return v
 }
 
-// Observe counts r as received now.
+// countKey counts one hit of key, under OtherKey once m holds max keys.
+func countKey(m map[string]uint64, key string, max int) {
+	if _, ok := m[key]; ok {
+		m[key]++
+	} else if len(m) < max {
+		m[strings.Clone(key)] = 1
+	} else {
+		m[OtherKey]++
+	}
+}
+
+// Observe counts r as received now. The Aggregator keeps no reference to r
+// or its strings.
 func (a *Aggregator) Observe(r *Record) { a.ObserveAt(r, time.Now()) }
 
 // ObserveAt counts r as received at t.
@@ -168,17 +181,9 @@ func (a *Aggregator) ObserveAt(r *Record, t time.Time) {
 	if url == "" {
 		url = "-"
 	}
-	if _, ok := b.urls[url]; ok || len(b.urls) < a.cfg.MaxKeys {
-		b.urls[url]++
-	} else {
-		b.urls[OtherKey]++
-	}
+	countKey(b.urls, url, a.cfg.MaxKeys)
 	if r.Referer != "" && r.Referer != "-" {
-		if _, ok := b.refs[r.Referer]; ok || len(b.refs) < a.cfg.MaxKeys {
-			b.refs[r.Referer]++
-		} else {
-			b.refs[OtherKey]++
-		}
+		countKey(b.refs, r.Referer, a.cfg.MaxKeys)
 	}
 	a.all.add(r)
 	bump(a.totalServers, r.Server, a.cfg.MaxKeys, newCounts).add(r)

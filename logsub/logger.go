@@ -166,7 +166,6 @@ func (l *Logger) leave(ctx context.Context) {
 
 // recvLoop writes the batches of one log group.
 func (l *Logger) recvLoop(lg *loggerGroup) {
-	var r Record
 	for {
 		ev, err := lg.g.Recv(l.ctx)
 		if err != nil {
@@ -183,35 +182,38 @@ func (l *Logger) recvLoop(lg *loggerGroup) {
 				l.mu.Unlock()
 			}
 		case *bus.Message:
-			k, err := logwire.MessageKind(ev.Data)
-			if err == nil && k != logwire.KindBatch {
+			if k, err := logwire.MessageKind(ev.Data); err == nil && k != logwire.KindBatch {
 				continue // not ours to read
 			}
-			bt, err := logwire.DecodeBatch(ev.Data)
-			if err != nil {
-				l.mu.Lock()
-				l.stats.BadMessages++
-				l.mu.Unlock()
-				l.log.Warn("dropped a malformed message", "group", lg.name, "sender", ev.Sender, "err", err)
-				continue
-			}
 			var werr uint64
-			for i := range bt.Records {
-				fromWire(&r, lg.name, &bt.BatchHeader, &bt.Records[i])
-				if _, err := l.store.Write(&r); err != nil {
-					if errors.Is(err, ErrClosed) {
-						return
-					}
+			var stop bool
+			_, err := eachRecord(ev.Data, lg.name, func(r *Record) error {
+				_, err := l.store.Write(r)
+				if errors.Is(err, ErrClosed) {
+					stop = true
+					return err
+				}
+				if err != nil {
 					if werr == 0 {
 						l.log.Error("write failed", "group", lg.name, "err", err)
 					}
 					werr++
 				}
+				return nil
+			})
+			if stop {
+				return
 			}
 			l.mu.Lock()
 			l.stats.Batches++
 			l.stats.WriteErrors += werr
+			if err != nil {
+				l.stats.BadMessages++
+			}
 			l.mu.Unlock()
+			if err != nil {
+				l.log.Warn("dropped a malformed message", "group", lg.name, "sender", ev.Sender, "err", err)
+			}
 		}
 	}
 }

@@ -116,7 +116,6 @@ func (m *Monitor) aggregateLoop() {
 		epoch uint64
 	}
 	highest := make(map[stream]uint64)
-	var r Record
 	for {
 		var data []byte
 		select {
@@ -127,30 +126,36 @@ func (m *Monitor) aggregateLoop() {
 		if k, err := logwire.MessageKind(data); err == nil && k != logwire.KindBatch {
 			continue
 		}
-		bt, err := logwire.DecodeBatch(data)
+		h, _, err := logwire.DecodeBatchHeader(data)
 		if err != nil {
-			if m.bad.Add(1) == 1 {
-				m.log.Warn("dropped a malformed message", "err", err)
-			}
+			m.badMessage(err)
 			continue
 		}
-		st := stream{bt.Publisher, bt.Epoch}
+		st := stream{h.Publisher, h.Epoch}
 		hi := highest[st]
 		if len(highest) > 1<<16 {
 			clear(highest)
 		}
-		for i := range bt.Records {
-			w := &bt.Records[i]
-			if w.Seq <= hi {
+		_, err = eachRecord(data, "", func(r *Record) error {
+			if r.Seq <= hi {
 				m.dups.Add(1)
-				continue
+				return nil
 			}
-			hi = w.Seq
-			fromWire(&r, "", &bt.BatchHeader, w)
-			m.agg.Observe(&r)
+			hi = r.Seq
+			m.agg.Observe(r)
 			m.records.Add(1)
+			return nil
+		})
+		if err != nil {
+			m.badMessage(err)
 		}
 		highest[st] = hi
+	}
+}
+
+func (m *Monitor) badMessage(err error) {
+	if m.bad.Add(1) == 1 {
+		m.log.Warn("dropped a malformed message", "err", err)
 	}
 }
 

@@ -262,7 +262,7 @@ func (s *Store) openFile(o *output, vhost string) (*File, error) {
 	if err != nil {
 		return nil, err
 	}
-	o.files[vhost] = f
+	o.files[strings.Clone(vhost)] = f
 	s.stats.Files++
 	return f, nil
 }
@@ -274,6 +274,7 @@ func (o *output) wants(group string) bool {
 // Write writes r to every output that selects it, unless a record with the
 // same group, publisher, epoch and sequence number was written before (then
 // it reports false). Records with an empty Publisher are never deduplicated.
+// Write keeps no reference to r or its strings.
 func (s *Store) Write(r *Record) (bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -289,6 +290,7 @@ func (s *Store) Write(r *Record) (bool, error) {
 				s.evictLocked()
 			}
 			es = &epochState{}
+			k.group, k.publisher = strings.Clone(k.group), strings.Clone(k.publisher)
 			s.seen[k] = es
 		}
 		es.dirty = true
