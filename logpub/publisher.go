@@ -328,53 +328,61 @@ func (p *Publisher) append(rec *logwire.Record) {
 }
 
 // startBatchLocked starts a batch, waiting for memory as Config.Block
-// allows. It reports false when the record must be dropped.
+// allows. It reports false when the record must be dropped; true when
+// p.cur is set (by this call, or by another Log while this one waited).
+// It allocates a buffer with mu released, so other Logs never wait for
+// the allocator.
 func (p *Publisher) startBatchLocked(deadline *time.Time) bool {
 	need := int64(p.cfg.MaxBatchBytes + frameHeader)
-	for p.memBytes+need > p.cfg.MaxMemory {
-		if p.cfg.Block <= 0 || p.closed {
-			return false
-		}
-		if p.cur != nil {
-			return true // started by another Log while this one waited
-		}
-		now := time.Now()
-		if deadline.IsZero() {
-			*deadline = now.Add(p.cfg.Block)
-		}
-		if !now.Before(*deadline) {
-			return false
-		}
-		ch := p.changedLocked()
-		p.mu.Unlock()
-		t := time.NewTimer(deadline.Sub(now))
-		select {
-		case <-ch:
-		case <-t.C:
-		}
-		t.Stop()
-		p.mu.Lock()
-		if p.closed {
-			return false
-		}
+	for {
 		if p.cur != nil {
 			return true
 		}
+		if p.closed {
+			return false
+		}
+		if p.memBytes+need > p.cfg.MaxMemory {
+			if p.cfg.Block <= 0 {
+				return false
+			}
+			now := time.Now()
+			if deadline.IsZero() {
+				*deadline = now.Add(p.cfg.Block)
+			}
+			if !now.Before(*deadline) {
+				return false
+			}
+			ch := p.changedLocked()
+			p.mu.Unlock()
+			t := time.NewTimer(deadline.Sub(now))
+			select {
+			case <-ch:
+			case <-t.C:
+			}
+			t.Stop()
+			p.mu.Lock()
+			continue
+		}
+		if len(p.free) == 0 {
+			p.mu.Unlock()
+			buf := make([]byte, 0, need)
+			p.mu.Lock()
+			p.free = append(p.free, buf)
+			continue
+		}
+		n := len(p.free)
+		buf := p.free[n-1][:0]
+		p.free[n-1] = nil
+		p.free = p.free[:n-1]
+		p.memBytes += need
+		buf = append(buf, make([]byte, frameHeader)...)
+		p.cur = logwire.AppendBatchHeader(buf, &logwire.BatchHeader{
+			Publisher: p.cfg.ID, Epoch: p.epoch, FirstSeq: p.nextSeq, Dropped: p.dropEpoch,
+		})
+		p.curFirst = p.nextSeq
+		p.curCount = 0
+		return true
 	}
-	var buf []byte
-	if n := len(p.free); n > 0 {
-		buf, p.free = p.free[n-1][:0], p.free[:n-1]
-	} else {
-		buf = make([]byte, 0, need)
-	}
-	p.memBytes += need
-	buf = append(buf, make([]byte, frameHeader)...)
-	p.cur = logwire.AppendBatchHeader(buf, &logwire.BatchHeader{
-		Publisher: p.cfg.ID, Epoch: p.epoch, FirstSeq: p.nextSeq, Dropped: p.dropEpoch,
-	})
-	p.curFirst = p.nextSeq
-	p.curCount = 0
-	return true
 }
 
 // sealLocked moves the current batch to the retained list and wakes the
