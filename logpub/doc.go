@@ -83,6 +83,10 @@
 // bus.FIFO. Each batch carries the publisher's ID, its Epoch (new at each
 // start) and the sequence numbers of its records (1, 2, ... per epoch).
 //
+// Log allocates nothing in the steady state, except one string when the
+// Host header has upper-case letters (records carry the host name in lower
+// case, as Apache's %V).
+//
 // # Durability and acknowledgement
 //
 // Records stay in memory or in the journal until AckQuorum durable loggers
