@@ -3,7 +3,8 @@
 // that stores http://images.example.com/logo.gif as
 // <cache>/images.example.com/logo.gif, writes an Apache combined access log
 // and, with -bus, applies purges from every member of the cluster (see
-// examples/purge) and publishes its access log on the bus.
+// examples/purge), publishes its access log on the bus and, with -vip,
+// shares virtual IP addresses with the other members (package vip).
 //
 //	imageproxy -listen 127.0.0.1:8080 -cache /var/cache/images \
 //	    -origin images.example.com=http://10.0.0.5:8080 -access-log access.log \
@@ -35,6 +36,7 @@ import (
 	"github.com/peerscale/peerscale/bus/cluster"
 	"github.com/peerscale/peerscale/logpub"
 	"github.com/peerscale/peerscale/proxycache"
+	"github.com/peerscale/peerscale/vip"
 )
 
 func main() {
@@ -65,6 +67,11 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	gossipPort := fs.Int("gossip-port", 0, "bus gossip port (0 picks one)")
 	seeds := fs.String("seeds", "", "comma-separated gossip addresses of bus members to join")
 	label := fs.String("label", "", "bus cluster label")
+	vipGroup := fs.String("vip-group", "wackamole", "bus group of the virtual IP managers")
+	vipDryRun := fs.Bool("vip-dry-run", false, "log virtual IP changes instead of making them")
+	var vifFlags []string
+	fs.Func("vip", "a virtual interface: comma-separated addresses (10.0.0.10/32,...) shared with the other members (repeatable; needs -bus)",
+		func(s string) error { vifFlags = append(vifFlags, s); return nil })
 	shutdownTimeout := fs.Duration("shutdown-timeout", 10*time.Second, "bound on the graceful shutdown")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -111,6 +118,42 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		}
 		b = cb
 		stack = append(stack, func(context.Context) error { return cb.Close() })
+	}
+
+	if len(vifFlags) > 0 {
+		if b == nil {
+			return errors.Join(errors.New("imageproxy: -vip needs -bus"), shutdown())
+		}
+		var vifs []vip.VIF
+		for _, f := range vifFlags {
+			var v vip.VIF
+			for _, part := range strings.Split(f, ",") {
+				a, err := vip.ParseAddress(part)
+				if err != nil {
+					return errors.Join(err, shutdown())
+				}
+				v.Addrs = append(v.Addrs, a)
+			}
+			vifs = append(vifs, v)
+		}
+		var backend vip.Backend = vip.DryRun{Logger: slog.Default()}
+		if !*vipDryRun {
+			nl, err := vip.NewNetlink(vifs, vip.NetlinkConfig{})
+			if err != nil {
+				return errors.Join(err, shutdown())
+			}
+			stack = append(stack, func(context.Context) error { return nl.Close() })
+			backend = nl
+		}
+		g, err := b.Join(ctx, *vipGroup)
+		if err != nil {
+			return errors.Join(err, shutdown())
+		}
+		m, err := vip.New(g, vifs, backend, vip.Config{})
+		if err != nil {
+			return errors.Join(err, g.Leave(context.Background()), shutdown())
+		}
+		stack = append(stack, m.Shutdown)
 	}
 
 	cache, err := proxycache.New(*dir, om, proxycache.Config{MaxBytes: *maxBytes, Bus: b, Group: *group, PurgeWaitAll: *waitAll})

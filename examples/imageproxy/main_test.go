@@ -94,3 +94,8 @@ func TestSmoke(t *testing.T) {
 	require.NoError(t, err)
 	assert.Contains(t, string(log), `"GET /logo.gif HTTP/1.1" 200 6`)
 }
+
+func TestVIPNeedsBus(t *testing.T) {
+	err := run(t.Context(), []string{"-cache", t.TempDir(), "-origin", "a=http://127.0.0.1:1", "-vip", "10.0.0.10/32"}, io.Discard)
+	assert.ErrorContains(t, err, "-vip needs -bus")
+}
