@@ -426,3 +426,15 @@ func TestCloseIsIdempotent(t *testing.T) {
 	assert.ErrorIs(t, c.PurgeAll(t.Context()), proxycache.ErrClosed)
 	assert.Equal(t, http.StatusServiceUnavailable, do(t, c, "GET", "/a").code)
 }
+
+func TestHotBodyInMemoryStillChecksFile(t *testing.T) {
+	h, n := counting("Cache-Control", "max-age=60")
+	c, _, dir := newCache(t, h, proxycache.Config{})
+	for range 4 {
+		assert.Equal(t, "body 1", do(t, c, "GET", "/hot").body)
+	}
+	assert.Equal(t, "dy 1", do(t, c, "GET", "/hot", "Range", "bytes=2-").body, "ranges from memory")
+	require.NoError(t, os.Remove(filepath.Join(dir, "www.example.com", "hot")))
+	assert.Equal(t, "body 2", do(t, c, "GET", "/hot").body, "a body deleted by hand is a miss")
+	assert.EqualValues(t, 2, n.Load())
+}

@@ -44,6 +44,13 @@ type Config struct {
 	// MaxObjectSize is the largest body stored; larger responses are passed
 	// through. Zero means MaxBytes/8.
 	MaxObjectSize int64
+	// MemoryObjectSize is the largest body also kept in memory once it was
+	// hit twice (the file is still checked with one stat per hit, so a
+	// body deleted by hand stays a miss). Zero means 16 KiB; negative
+	// keeps no body in memory.
+	MemoryObjectSize int64
+	// MemoryBytes bounds the bodies kept in memory. Zero means 64 MiB.
+	MemoryBytes int64
 	// InactiveTimeout removes entries not used for that long, fresh or not.
 	// Zero means 24 hours; negative disables it.
 	InactiveTimeout time.Duration
@@ -134,6 +141,12 @@ func New(root string, origins map[string]*url.URL, cfg Config) (*Cache, error) {
 	if cfg.MaxObjectSize <= 0 {
 		cfg.MaxObjectSize = cfg.MaxBytes / 8
 	}
+	if cfg.MemoryObjectSize == 0 {
+		cfg.MemoryObjectSize = 16 << 10
+	}
+	if cfg.MemoryBytes <= 0 {
+		cfg.MemoryBytes = 64 << 20
+	}
 	if cfg.InactiveTimeout == 0 {
 		cfg.InactiveTimeout = 24 * time.Hour
 	}
@@ -179,6 +192,9 @@ func New(root string, origins map[string]*url.URL, cfg Config) (*Cache, error) {
 		return nil, err
 	}
 	c.store = st
+	if cfg.MemoryObjectSize > 0 {
+		st.memObj, st.memMax = cfg.MemoryObjectSize, cfg.MemoryBytes
+	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	if cfg.Bus != nil {
 		cl, err := startCluster(cfg.Bus, cfg.Group, cfg.PurgeWaitAll, c.log, c.applyPurge,

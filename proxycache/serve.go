@@ -1,6 +1,7 @@
 package proxycache
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -36,8 +37,10 @@ func removeHop(h http.Header) {
 
 // lookupResult is what a request found in the store.
 type lookupResult struct {
-	rel string
-	m   *meta
+	rel  string
+	m    *meta
+	body []byte // in-memory copy of the body, or nil
+	hot  bool   // hit before: worth a memory copy
 }
 
 func (c *Cache) serveCacheable(w http.ResponseWriter, r *http.Request, o *origin) {
@@ -54,9 +57,9 @@ func (c *Cache) serveCacheable(w http.ResponseWriter, r *http.Request, o *origin
 	var old lookupResult
 	reason := "uri-miss"
 	if !auth {
-		if rel, m := c.store.lookup(key, time.Now()); m != nil {
-			if m.matches(r) {
-				old = lookupResult{rel, m}
+		if e := c.store.lookup(key, time.Now()); e.m != nil {
+			if e.m.matches(r) {
+				old = e
 			} else {
 				reason = "vary-miss"
 			}
@@ -132,7 +135,7 @@ func (c *Cache) serveCacheable(w http.ResponseWriter, r *http.Request, o *origin
 		if f.stored {
 			fs += "; stored"
 		}
-		res := lookupResult{f.rel, f.m}
+		res := lookupResult{rel: f.rel, m: f.m}
 		if c.serveEntry(w, r, key, res, f.m.age(time.Now()), f.m.lifetime(c.cfg.HeuristicFraction), fs) {
 			return
 		}
@@ -188,12 +191,29 @@ func (c *Cache) writeResponse(w http.ResponseWriter, r *http.Request, resp *http
 // nothing, when the body file is missing or was replaced (the entry is
 // dropped).
 func (c *Cache) serveEntry(w http.ResponseWriter, r *http.Request, key string, e lookupResult, age, life time.Duration, status string) bool {
-	f, err := c.store.openBody(e.rel, e.m)
-	if err != nil {
-		c.store.drop(key, e.m)
-		return false
+	var body io.ReadSeeker
+	if e.body != nil {
+		if !c.store.statBody(e.rel, e.m) {
+			c.store.drop(key, e.m)
+			return false
+		}
+		body = bytes.NewReader(e.body)
+	} else {
+		f, err := c.store.openBody(e.rel, e.m)
+		if err != nil {
+			c.store.drop(key, e.m)
+			return false
+		}
+		defer f.Close()
+		body = f
+		if e.hot && c.store.wantsMemory(e.m) {
+			b := make([]byte, e.m.Size)
+			if _, err := f.ReadAt(b, 0); err == nil {
+				c.store.keepMemory(key, e.m, b)
+				body = bytes.NewReader(b)
+			}
+		}
 	}
-	defer f.Close()
 	h := w.Header()
 	for k, vs := range e.m.Header {
 		h[k] = vs
@@ -213,14 +233,14 @@ func (c *Cache) serveEntry(w http.ResponseWriter, r *http.Request, key string, e
 		if lm, err := http.ParseTime(e.m.Header.Get("Last-Modified")); err == nil {
 			mod = lm
 		}
-		http.ServeContent(w, r, "", mod, f)
+		http.ServeContent(w, r, "", mod, body)
 	} else {
 		if e.m.Status != http.StatusNoContent {
 			h.Set("Content-Length", strconv.FormatInt(e.m.Size, 10))
 		}
 		w.WriteHeader(e.m.Status)
 		if r.Method != http.MethodHead {
-			_, _ = io.Copy(w, f)
+			_, _ = io.Copy(w, body)
 		}
 	}
 	if r.Method != http.MethodHead {

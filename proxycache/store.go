@@ -43,6 +43,9 @@ type store struct {
 	purgeSeq uint64
 	purges   [purgeRing]purgeRec
 	trashN   uint64
+	memMax   int64 // bound on bodies kept in memory
+	memObj   int64 // largest body kept in memory
+	memBytes int64
 }
 
 type item struct {
@@ -52,6 +55,8 @@ type item struct {
 	cost   int64
 	access time.Time
 	elem   *list.Element
+	body   []byte // in-memory copy of a small hot body, or nil
+	hits   uint32
 }
 
 type purgeRec struct {
@@ -182,6 +187,7 @@ func (s *store) insertLocked(it *item) {
 	if old := s.items[it.key]; old != nil {
 		s.lru.Remove(old.elem)
 		s.bytes -= old.cost
+		s.memBytes -= int64(len(old.body))
 	}
 	s.items[it.key] = it
 	e := s.lru.Front()
@@ -197,18 +203,46 @@ func (s *store) insertLocked(it *item) {
 }
 
 // lookup returns the entry for key, or nil.
-func (s *store) lookup(key string, now time.Time) (rel string, m *meta) {
+func (s *store) lookup(key string, now time.Time) lookupResult {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	it := s.items[key]
 	if it == nil {
-		return "", nil
+		return lookupResult{}
 	}
 	if now.Sub(it.access) > time.Second {
 		it.access = now
 		s.lru.MoveToFront(it.elem)
 	}
-	return it.rel, it.m
+	if it.hits < 2 {
+		it.hits++
+	}
+	return lookupResult{rel: it.rel, m: it.m, body: it.body, hot: it.hits >= 2}
+}
+
+// wantsMemory reports whether a body of m's size may be kept in memory.
+func (s *store) wantsMemory(m *meta) bool {
+	return m.Size <= s.memObj && s.memMax > 0
+}
+
+// keepMemory stores a copy of the body of key's entry, if it is still m
+// and the memory bound allows.
+func (s *store) keepMemory(key string, m *meta, b []byte) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	it := s.items[key]
+	if it == nil || it.m != m || it.body != nil || s.memBytes+int64(len(b)) > s.memMax {
+		return
+	}
+	it.body = b
+	s.memBytes += int64(len(b))
+}
+
+// statBody checks, without opening it, that the body file is still the one
+// m describes (for entries served from memory).
+func (s *store) statBody(rel string, m *meta) bool {
+	fi, err := os.Stat(s.abs(rel))
+	return err == nil && m.sameFile(fi)
 }
 
 // openBody opens the body of an entry and checks that it is the file the
@@ -238,6 +272,7 @@ func (s *store) drop(key string, m *meta) {
 }
 
 func (s *store) removeLocked(it *item, files bool) {
+	s.memBytes -= int64(len(it.body))
 	delete(s.items, it.key)
 	s.lru.Remove(it.elem)
 	s.bytes -= it.cost
@@ -386,6 +421,8 @@ func (s *store) update(key string, old, m *meta, startSeq uint64) error {
 	}
 	s.bytes += int64(len(side)) + m.Size - it.cost
 	it.cost = int64(len(side)) + m.Size
+	s.memBytes -= int64(len(it.body))
+	it.body = nil
 	it.m = m
 	it.access = time.Now()
 	s.lru.MoveToFront(it.elem)
@@ -471,6 +508,7 @@ func (s *store) purgeAll() int {
 	clear(s.items)
 	s.lru.Init()
 	s.bytes = 0
+	s.memBytes = 0
 	des, _ := os.ReadDir(s.root)
 	for _, d := range des {
 		if d.Name() != tmpDir && d.Name() != trashDir {
