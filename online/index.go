@@ -13,6 +13,9 @@ import (
 // Config.Window is zero.
 const DefaultWindow = 30 * time.Minute
 
+// DefaultMaxUsers bounds an Index when Config.MaxUsers is zero.
+const DefaultMaxUsers = 10_000_000
+
 // Config configures an Index. The zero value is valid; each field documents
 // its default.
 type Config struct {
@@ -21,6 +24,11 @@ type Config struct {
 	Window time.Duration
 	// Now is the clock Expire reads. Nil means time.Now.
 	Now func() time.Time
+	// MaxUsers bounds the users tracked: a hit of a new user when the
+	// index is full evicts the user seen least recently (counted in
+	// IndexStats.Evicted). Zero means DefaultMaxUsers (10 million, about
+	// 1.7 GB).
+	MaxUsers int
 }
 
 // Visit is a user's last hit: who, on which URL, when (to the millisecond).
@@ -38,6 +46,7 @@ type IndexStats struct {
 	Stale      uint64 // hits ignored: at or before the expiry cutoff
 	OutOfOrder uint64 // hits ignored: older than the user's last hit
 	Expired    uint64 // users removed by Expire
+	Evicted    uint64 // users removed to stay within MaxUsers
 }
 
 // Index tracks which users were seen in the last Window and on which URL,
@@ -66,8 +75,9 @@ type IndexStats struct {
 // An Index is safe for concurrent use: a read-write mutex guards it, and
 // Count reads an atomic counter without locking.
 type Index struct {
-	window int64 // milliseconds
-	now    func() time.Time
+	window   int64 // milliseconds
+	now      func() time.Time
+	maxUsers int
 
 	mu     sync.RWMutex
 	users  map[string]*rec
@@ -87,13 +97,17 @@ func NewIndex(cfg Config) *Index {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.MaxUsers <= 0 {
+		cfg.MaxUsers = DefaultMaxUsers
+	}
 	x := &Index{
-		window: max(cfg.Window.Milliseconds(), 1),
-		now:    cfg.Now,
-		users:  make(map[string]*rec),
-		urls:   make(map[string]*urlList),
-		all:    slist{kind: byTime},
-		rng:    rand.Uint64() | 1,
+		window:   max(cfg.Window.Milliseconds(), 1),
+		now:      cfg.Now,
+		maxUsers: cfg.MaxUsers,
+		users:    make(map[string]*rec),
+		urls:     make(map[string]*urlList),
+		all:      slist{kind: byTime},
+		rng:      rand.Uint64() | 1,
 	}
 	x.cutoff.Store(math.MinInt64)
 	return x
@@ -200,6 +214,12 @@ func (x *Index) move(r *rec, ul *urlList, url string, ms int64) {
 
 func (x *Index) add(user string, ul *urlList, url string, ms int64) {
 	x.st.Hits++
+	if len(x.users) >= x.maxUsers {
+		x.drop(x.all.first())
+		x.st.Evicted++
+		x.count.Add(-1)
+		ul = x.urls[url] // the eviction may have emptied it
+	}
 	if ul == nil {
 		ul = &urlList{name: url, s: slist{kind: byURL}}
 		x.urls[url] = ul
@@ -242,13 +262,7 @@ func (x *Index) Expire() int {
 	defer x.mu.Unlock()
 	n := 0
 	for r := x.all.first(); r != nil && r.t <= c; r = x.all.first() {
-		x.all.remove(r)
-		ul := r.url
-		ul.s.remove(r)
-		if ul.s.n == 0 {
-			delete(x.urls, ul.name)
-		}
-		delete(x.users, r.user)
+		x.drop(r)
 		n++
 	}
 	if n > 0 {
@@ -256,6 +270,17 @@ func (x *Index) Expire() int {
 		x.count.Add(-int64(n))
 	}
 	return n
+}
+
+// drop removes r from every index.
+func (x *Index) drop(r *rec) {
+	x.all.remove(r)
+	ul := r.url
+	ul.s.remove(r)
+	if ul.s.n == 0 {
+		delete(x.urls, ul.name)
+	}
+	delete(x.users, r.user)
 }
 
 // Count returns the number of users online as of the last Expire, in O(1)

@@ -22,6 +22,7 @@ func (c *fakeClock) Now() time.Time { return c.t }
 
 // model is the brute-force specification of an Index.
 type model struct {
+	max    int // MaxUsers, 0 for none
 	window int64
 	cutoff int64
 	seq    uint64
@@ -44,6 +45,15 @@ func (m *model) hit(user, url string, t int64) bool {
 	}
 	if r, ok := m.users[user]; ok && t < r.t {
 		return false
+	}
+	if _, ok := m.users[user]; !ok && m.max > 0 && len(m.users) >= m.max {
+		oldest := ""
+		for u, r := range m.users {
+			if o, ok := m.users[oldest]; !ok || r.t < o.t || r.t == o.t && r.seq < o.seq {
+				oldest = u
+			}
+		}
+		delete(m.users, oldest)
 	}
 	m.seq++
 	m.users[user] = mrec{url: url, t: t, seq: m.seq}
@@ -152,6 +162,7 @@ func TestIndexDifferential(t *testing.T) {
 		skew        int64 // max milliseconds a hit is late
 		step        int64 // max clock advance per op
 		tie         int64 // time granularity (forces equal times)
+		max         int   // MaxUsers
 	}
 	shapes := map[string]shape{
 		"few-users-many-moves": {users: 8, urls: 4, skew: 50, step: 20, tie: 1},
@@ -159,6 +170,7 @@ func TestIndexDifferential(t *testing.T) {
 		"ties":                 {users: 50, urls: 3, skew: 100, step: 40, tie: 100},
 		"one-hot-url":          {users: 500, urls: 1, skew: 300, step: 5, tie: 1},
 		"window-edge":          {users: 100, urls: 10, skew: 2000, step: 300, tie: 10},
+		"evictions":            {users: 100, urls: 6, skew: 500, step: 10, tie: 5, max: 20},
 	}
 	for name, sh := range shapes {
 		t.Run(name, func(t *testing.T) {
@@ -166,8 +178,9 @@ func TestIndexDifferential(t *testing.T) {
 				rng := rand.New(rand.NewPCG(seed, 99))
 				window := time.Duration(500+rng.IntN(2000)) * time.Millisecond
 				clk := &fakeClock{t: time.UnixMilli(1_700_000_000_000)}
-				x := NewIndex(Config{Window: window, Now: clk.Now})
+				x := NewIndex(Config{Window: window, Now: clk.Now, MaxUsers: sh.max})
 				m := newModel(window)
+				m.max = sh.max
 				for op := range 3000 {
 					now := clk.t.UnixMilli()
 					switch p := rng.IntN(100); {
@@ -204,6 +217,10 @@ func TestIndexDifferential(t *testing.T) {
 					}
 				}
 				compareAll(t, x, m, sh.users, sh.urls)
+				if sh.max > 0 {
+					require.NotZero(t, x.Stats().Evicted, "the trace evicts")
+					require.LessOrEqual(t, x.Count(), sh.max)
+				}
 			}
 		})
 	}

@@ -43,7 +43,7 @@ func main() {
 type options struct {
 	users, urls, conns, rounds int
 	dur                        time.Duration
-	mixedRate                  int
+	mixedRate, mixedQueryRate  int
 }
 
 func run(ctx context.Context, args []string, out io.Writer) error {
@@ -61,6 +61,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	fs.IntVar(&o.rounds, "rounds", 3, "interleaved rounds; the table shows medians")
 	fs.DurationVar(&o.dur, "duration", 4*time.Second, "duration of each test")
 	fs.IntVar(&o.mixedRate, "mixed-rate", 5000, "hits/s of the mixed test")
+	fs.IntVar(&o.mixedQueryRate, "mixed-query-rate", 15000, "users-on-URL queries/s offered in the mixed test")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -248,35 +249,46 @@ var tests = []test{
 		}
 		return n, nil
 	}},
-	{name: "mixed", note: "paced HITs (half the connections) + users-on-URL flat out (the other half)", run: func(ctx context.Context, c conn, p *picker, worker int, o options, dl time.Time, lat func(time.Duration)) (int, error) {
+	{name: "mixed", note: "paced HITs (half the connections) + paced users-on-URL queries (the other half)", run: func(ctx context.Context, c conn, p *picker, worker int, o options, dl time.Time, lat func(time.Duration)) (int, error) {
 		pacers := o.conns / 2
 		if worker >= pacers {
 			// Query workers: their count is reported separately (negative).
 			n := 0
-			for time.Now().Before(dl) {
-				if err := c.onURL(ctx, p.url(), time.Now().Add(-window).UnixMilli()); err != nil {
-					return -n, err
-				}
+			err := paced(dl, o.mixedQueryRate, o.conns-pacers, worker-pacers, func(time.Time) error {
 				n++
-			}
-			return -n, nil
+				return c.onURL(ctx, p.url(), time.Now().Add(-window).UnixMilli())
+			})
+			return -n, err
 		}
-		interval := time.Duration(float64(time.Second) * float64(pacers) / float64(o.mixedRate))
-		next := time.Now().Add(time.Duration(worker) * interval / time.Duration(pacers))
 		n := 0
-		for next.Before(dl) {
-			if d := time.Until(next); d > 0 {
-				time.Sleep(d)
-			}
+		err := paced(dl, o.mixedRate, pacers, worker, func(sched time.Time) error {
 			if err := c.hit(ctx, hitOp{p.user(), p.url(), time.Now().UnixMilli()}); err != nil {
-				return n, err
+				return err
 			}
-			lat(time.Since(next)) // from the scheduled time: no coordinated omission
-			next = next.Add(interval)
+			lat(time.Since(sched)) // from the scheduled time: no coordinated omission
 			n++
-		}
-		return n, nil
+			return nil
+		})
+		return n, err
 	}},
+}
+
+// paced calls op at rate/workers per second until dl, worker i of workers
+// offset within the interval; op gets its scheduled time. A late op is
+// not skipped: the schedule catches up.
+func paced(dl time.Time, rate, workers, i int, op func(sched time.Time) error) error {
+	interval := time.Duration(float64(time.Second) * float64(workers) / float64(rate))
+	next := time.Now().Add(time.Duration(i) * interval / time.Duration(workers))
+	for next.Before(dl) {
+		if d := time.Until(next); d > 0 {
+			time.Sleep(d)
+		}
+		if err := op(next); err != nil {
+			return err
+		}
+		next = next.Add(interval)
+	}
+	return nil
 }
 
 type result struct {
@@ -687,6 +699,6 @@ func printTable(out io.Writer, targets []target, res map[string]map[string][]res
 	}
 	row(fmt.Sprintf("mixed: %d HIT/s paced, HIT p99 latency, ms", o.mixedRate), "mixed", func(r result) float64 { return float64(r.p99) / float64(time.Millisecond) }, "%.2f")
 	row("mixed: HIT rate achieved, /s", "mixed", rate, "%.0f")
-	row("mixed: users-on-URL queries alongside, /s", "mixed", func(r result) float64 { return r.queriesRate }, "%.0f")
+	row(fmt.Sprintf("mixed: users-on-URL queries alongside (%d/s offered), /s", o.mixedQueryRate), "mixed", func(r result) float64 { return r.queriesRate }, "%.0f")
 	fmt.Fprintln(out, "\n(p99 latency and server CPU: lower is better; their ratios read inverted.)")
 }
