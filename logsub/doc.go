@@ -1,32 +1,123 @@
 // Package logsub writes and watches the access logs that web servers
 // publish on the bus (package logpub), after spreadlogd and mod_log_spread:
 // durable loggers that each keep a full copy of the logs, and lossy live
-// monitors.
+// monitors (a top view and a dashboard, in examples/logtop and
+// examples/logmon).
+//
+// # Usage
+//
+//	l, err := logsub.New(ctx, b, []string{"www"}, []logsub.Output{
+//		{File: "/var/log/www/access.%Y%m%d", Rotate: logsub.FileConfig{Interval: 24 * time.Hour}},
+//		{File: "/var/log/www/vhosts/{vhost}/access.%Y%m%d", Rotate: logsub.FileConfig{Interval: 24 * time.Hour}},
+//		{File: "/var/log/www/errors", Match: `" [45][0-9][0-9] `},
+//		{Pipe: "/usr/bin/logger -t www"},
+//	}, logsub.Config{Name: "logger-a", Store: logsub.StoreConfig{StateFile: "/var/lib/spreadlogd/state"}})
+//	...
+//	err = l.Reopen()          // on SIGHUP, after logrotate
+//	err = l.Shutdown(ctx)     // commit, acknowledge, leave
+//
+//	m, err := logsub.NewMonitor(ctx, b, []string{"www"}, logsub.MonitorConfig{})
+//	s := m.Snapshot()         // hits/s, bytes/s, status classes, top URLs
+//
+// examples/spreadlogd reads the same setup from a configuration file in
+// spreadlogd's spirit (ParseSetup).
 //
 // # Files
 //
-// A File is an append-only log that rotates by time (at multiples of an
-// interval, named by a strftime(3) pattern of the period start, like
-// Apache's rotatelogs) and by size (suffixes .1, .2, ...), always between
-// two lines. Reopen reopens it after logrotate moved it away.
+// A File is an append-only log that rotates by time, at multiples of an
+// interval (aligned on the Unix epoch in the file's time zone), named by a
+// strftime(3) pattern of the period start as Apache's rotatelogs does, and
+// by size (suffixes .1, .2, ... within a period), always between two
+// lines. Rotation happens when a line is written, so an idle log keeps its
+// file. Reopen reopens it after logrotate moved it away.
 //
-// # Store
+// # Outputs
 //
 // A Store routes records to Outputs, like the Log blocks of spreadlogd: a
-// file per group or per virtual host ({vhost} in the pattern), or a pipe to
-// a command; Match and Exclude regular expressions select lines;
+// file per group or per virtual host ({vhost} in the pattern, bounded by
+// StoreConfig.MaxVhostFiles), or a pipe to a command (restarted when it
+// fails); Match and Exclude regular expressions select lines;
 // RewriteTimestamp replaces the first [...] of each line with the receive
-// time so that a log merged from servers with skewed clocks stays in order.
+// time, as Apache's %t or a strftime format, so that a log merged from
+// servers with skewed clocks stays in order.
 //
-// # Durability
+// # Durability and acknowledgements
 //
-// With StoreConfig.StateFile set, Commit fsyncs every file and then
-// atomically replaces the state file with each file's synced offset and the
-// sequence ranges, per publisher id and epoch, that those bytes hold. Only
-// then does it return acknowledgements for publishers. On open, a Store
-// truncates each file back to its committed offset and reloads the ranges,
-// so records written after the last commit disappear and are accepted
-// again when the publisher replays them, while records already held are
-// dropped as duplicates: across a crash every acknowledged record is in the
-// files exactly once.
+// With StoreConfig.StateFile set, every FsyncInterval (100 ms) the Logger
+// commits: it fsyncs every file, then atomically replaces the state file
+// (write, fsync, rename, fsync the directory) with each open file's synced
+// offset and, per group, publisher id and epoch, the sequence ranges those
+// bytes hold. Only then does it acknowledge to the publishers, per the
+// logwire protocol: one Ack with AckDurable per commit, with Next for every
+// stream that received records (duplicates included). A Store also commits
+// whenever a file rotates or a new file opens, so the state file always
+// names every file that may hold uncommitted lines.
+//
+// On open, a Store truncates each file named in the state back to its
+// committed offset, cutting lines written after the last commit (and a torn
+// last line), and reloads the ranges. Records acknowledged before the crash
+// are dropped as duplicates when publishers retransmit them; the others are
+// accepted again: across kill -9 every acknowledged record is in the files
+// exactly once. A starting Logger, and one that sees members join its
+// group, sends an AckSync so that publishers retransmit what it lacks. A
+// stream with a hole (a record missing below others held) gets an ack with
+// Resend; a hole still unfilled after GapTimeout (10 s) is given up and
+// counted (Stats.Forgotten). Pipes are outside this promise.
+//
+// # Monitors
+//
+// An Aggregator computes hits/s, bytes/s and status-class rates per server
+// (publisher id) and per virtual host, and top URLs and referrers, over a
+// sliding window of one-second buckets, with memory bounded by Window ×
+// MaxKeys. A Monitor feeds one from the bus and is lossy by design: its
+// receive loop only hands messages to a bounded queue and drops them
+// (counted) when aggregation lags, so it never holds back publishers or
+// loggers, and it acknowledges nothing. Core types export Stats and
+// Snapshot values; the mains turn them into Prometheus metrics on their own
+// registries.
+//
+// # Concurrency
+//
+// Logger, Store, Monitor and Aggregator methods are safe for concurrent use.
+// A File is used by one goroutine at a time. Logger.Close and Monitor.Close
+// wait for every goroutine they started; the caller owns the bus.
+//
+// # Wire format
+//
+// Batches are read with an allocation-free decoder of logwire's version 1
+// layout that yields records whose strings alias the message (fuzzed
+// against logwire.DecodeBatch); anything kept beyond a call is cloned.
+//
+// # Testing
+//
+// Rotation, reopen and the Logger run under testing/synctest with
+// bus/inproc. TestLoggerChaos crashes the Logger three times at random
+// points (files abandoned, with a torn last line), restarts a publisher and
+// partitions the logger off the bus, then audits that every record is in
+// the files exactly once. examples/spreadlogd's TestChaosSIGKILL does the
+// same with the real spreadlogd process over bus/cluster on loopback:
+// SIGKILL three times, a publisher restart, SIGSTOP for 3 s. Every file
+// output is parsed by Debian's goaccess with zero failed lines (skipped
+// without goaccess, failed with PEERSCALE_REQUIRE_TOOLS=1). The state file,
+// configuration and wire decoders are fuzzed; output formats have golden
+// files (go test ./logsub -update rewrites them).
+//
+// # Performance
+//
+// Measured on a shared 2-core machine (load average 20+; wall times swing,
+// CPU time per line is steadier), go test ./logsub -run '^$' -bench . -count 5:
+//
+//	BenchmarkFileWriteLine               ~100 CPU ns/line, 0 allocs
+//	BenchmarkStoreWrite/plain            ~290 CPU ns/line incl. fsync + state every 10,000 lines
+//	BenchmarkStoreWrite/rewrite+match    ~570 CPU ns/line
+//	BenchmarkDecodeAndWrite/eachRecord   ~280 CPU ns/line (0.9M lines/s), 6 allocs per 100-line batch
+//	BenchmarkDecodeAndWrite/DecodeBatch  ~860 CPU ns/line, 707 allocs per batch (logwire's decoder)
+//	BenchmarkAggregatorObserve           ~150 CPU ns/record, 0 allocs
+//
+// End to end (logsub/scripts/e2e.sh [duration] [lines/s]): 2 publishers →
+// 2 spreadlogd processes over bus/cluster on loopback, 100 ms fsync
+// interval. At 50,000 lines/s for 10 s: all 500,000 lines acknowledged by
+// both loggers, zero loss, publish-to-fsynced p50 82 ms, p99 431 ms,
+// 2.9 µs of logger CPU per line (bus included). The 200,000 lines/s target
+// was not reached on this machine under its load (see the script).
 package logsub

@@ -60,7 +60,8 @@ type StoreConfig struct {
 	MaxVhostFiles int
 	// MaxRanges bounds the sequence ranges remembered per publisher epoch;
 	// past it the lowest gap is declared seen (counted in Stats.Forgotten).
-	// Zero means 1024.
+	// Zero means 256. (With MaxEpochs, it bounds the state file: about 35
+	// bytes per range.)
 	MaxRanges int
 	// MaxEpochs bounds the publisher epochs remembered; the least recently
 	// written is forgotten first. Zero means 4096.
@@ -142,7 +143,7 @@ func OpenStore(outputs []Output, cfg StoreConfig) (*Store, error) {
 		cfg.MaxVhostFiles = 256
 	}
 	if cfg.MaxRanges == 0 {
-		cfg.MaxRanges = 1024
+		cfg.MaxRanges = 256
 	}
 	if cfg.MaxEpochs == 0 {
 		cfg.MaxEpochs = 4096

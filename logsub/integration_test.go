@@ -1,0 +1,79 @@
+package logsub
+
+import (
+	"fmt"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/peerscale/peerscale/bus/inproc"
+	"github.com/peerscale/peerscale/internal/leakcheck"
+	"github.com/peerscale/peerscale/logpub"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// TestWithLogpubPublisher runs logpub's Publisher (with its journal)
+// against a Logger that crashes twice: every logged request ends up in the
+// file exactly once, and the Publisher's Shutdown sees everything
+// acknowledged.
+func TestWithLogpubPublisher(t *testing.T) {
+	leakcheck.Check(t)
+	synctest.Test(t, func(t *testing.T) {
+		ctx := t.Context()
+		dir := t.TempDir()
+		hub := inproc.New(inproc.Config{Logger: quiet})
+		defer hub.Close()
+		outs := []Output{{File: filepath.Join(dir, "access_log")}}
+		cfg := Config{Name: "logger-a", Store: StoreConfig{StateFile: filepath.Join(dir, "state")}, Logger: quiet}
+		startLogger := func() (*Logger, *inproc.Bus) {
+			b, err := hub.NewMember("logger-a")
+			require.NoError(t, err)
+			l, err := New(ctx, b, []string{"www"}, outs, cfg)
+			require.NoError(t, err)
+			return l, b
+		}
+		l, lb := startLogger()
+		pb, err := hub.NewMember("web1")
+		require.NoError(t, err)
+		p, err := logpub.New(pb, "www", logpub.Config{ID: "web1", Dir: filepath.Join(dir, "journal"), Logger: quiet})
+		require.NoError(t, err)
+
+		const n = 3000
+		for i := range n {
+			r := httptest.NewRequest("GET", fmt.Sprintf("/r/%d", i), nil)
+			now := time.Now()
+			p.Log(&logpub.Entry{Request: r, Status: 200, BodyBytes: int64(i), Start: now, End: now})
+			if i%100 == 99 {
+				time.Sleep(10 * time.Millisecond)
+			}
+			if i == n/3 || i == 2*n/3 {
+				l.crash(true)
+				hub.Crash(lb)
+				time.Sleep(50 * time.Millisecond)
+				l, lb = startLogger()
+			}
+		}
+		require.NoError(t, p.Shutdown(ctx), "every record acknowledged")
+		require.NoError(t, l.Shutdown(ctx))
+		st := p.Stats()
+		t.Logf("publisher: %+v", st)
+
+		data, err := os.ReadFile(filepath.Join(dir, "access_log"))
+		require.NoError(t, err)
+		count := map[string]int{}
+		for _, line := range strings.Split(strings.TrimSuffix(string(data), "\n"), "\n") {
+			f := strings.Fields(line)
+			require.GreaterOrEqual(t, len(f), 7, line)
+			count[f[6]]++
+		}
+		for i := range n {
+			assert.Equal(t, 1, count[fmt.Sprintf("/r/%d", i)], "/r/%d", i)
+		}
+		assert.Len(t, count, n)
+	})
+}
