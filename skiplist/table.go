@@ -42,7 +42,8 @@ const (
 // a time.Time, 56 bytes) in three indexes, not counting string contents.
 //
 // A Table and its indexes are not safe for concurrent mutation: concurrent
-// readers are fine, but a writer needs exclusive access.
+// readers are fine, but a writer needs exclusive access. The zero Table is
+// an empty table with no indexes, like NewTable's.
 type Table[R any] struct {
 	indexes []indexer[R]
 	preds   [][maxLevel]*tnode[R] // scratch: one insertion point per index
@@ -169,6 +170,9 @@ func (t *Table[R]) Len() int { return t.n }
 
 func (t *Table[R]) randomHeight() int {
 	x := t.rng
+	if x == 0 {
+		x = rand.Uint64() | 1
+	}
 	x ^= x << 13
 	x ^= x >> 7
 	x ^= x << 17

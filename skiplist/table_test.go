@@ -397,3 +397,14 @@ func TestTableAllocations(t *testing.T) {
 	})
 	assert.Equal(t, 0.0, allocs, "allocations per upsert of a present key")
 }
+
+func TestZeroTable(t *testing.T) {
+	var tab Table[rec]
+	byT := NewIndex(&tab, Multi, func(r *rec) int { return r.T })
+	for i := range 100 {
+		_, err := tab.Insert(rec{ID: i, T: 100 - i})
+		require.NoError(t, err)
+	}
+	assert.Equal(t, 1, byT.Front().Value().T)
+	assert.Less(t, byT.l.level, 10, "tower heights are random, not maximal")
+}
