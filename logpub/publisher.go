@@ -397,7 +397,6 @@ func (p *Publisher) sealLocked() {
 		return
 	}
 	logwire.SetCount(p.cur[frameHeader:], p.curCount)
-	frameBatch(p.cur)
 	p.retained = append(p.retained, &batch{
 		key: streamKey{p.cfg.ID, p.epoch}, first: p.curFirst, count: p.curCount,
 		size: len(p.cur) - frameHeader, buf: p.cur,
@@ -474,9 +473,15 @@ func (p *Publisher) writeJournal() {
 		b := p.retained[p.jPos-p.base]
 		pos := p.jPos
 		buf := b.buf
+		if buf == nil { // only on disk already
+			p.jPos++
+			p.mu.Unlock()
+			continue
+		}
 		p.inUse = b
 		p.mu.Unlock()
 
+		frameBatch(buf) // sealed batches are immutable: no lock needed
 		p.jmu.Lock()
 		full := p.j.bytes+int64(len(buf)) > p.cfg.MaxJournal
 		var seg *segment
