@@ -2,6 +2,7 @@ package vip
 
 import (
 	"errors"
+	"fmt"
 	"net/netip"
 	"testing"
 	"time"
@@ -70,4 +71,24 @@ func FuzzDecodeMessage(f *testing.F) {
 		}
 		assert.Equal(t, m, m2)
 	})
+}
+
+func BenchmarkDecodeMessage(b *testing.B) {
+	for _, n := range []int{1, 16, 256} {
+		b.Run(fmt.Sprintf("holdings=%d", n), func(b *testing.B) {
+			s := &State{Member: mid("a"), Digest: "0123456789abcdef", Mature: true}
+			for i := range n {
+				s.Holdings = append(s.Holdings, Holding{VIF: fmt.Sprintf("eth0:198.18.%d.%d", i/256, i%256), HeldFor: time.Duration(i) * time.Second})
+			}
+			data, err := encodeMessage(&message{Kind: kindState, View: bus.ViewID{Seq: 9, Coord: mid("a")}, Initial: true, State: s})
+			require.NoError(b, err)
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := decodeMessage(data); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(len(data)), "bytes/msg")
+		})
+	}
 }
