@@ -53,12 +53,13 @@ type chaosPub struct {
 	retained map[uint64][]string // lines by epoch, from retainedFrom[epoch]
 	from     map[uint64]uint64
 	created  []string
+	kick     chan struct{} // coalesced retransmission requests
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
 }
 
 func newChaosPub(t *testing.T, id string) *chaosPub {
-	return &chaosPub{t: t, id: id, retained: map[uint64][]string{}, from: map[uint64]uint64{}}
+	return &chaosPub{t: t, id: id, retained: map[uint64][]string{}, from: map[uint64]uint64{}, kick: make(chan struct{}, 1)}
 }
 
 func (p *chaosPub) start(seeds []string) {
@@ -77,6 +78,25 @@ func (p *chaosPub) start(seeds []string) {
 	p.from[p.epoch] = 1
 	p.mu.Unlock()
 	p.wg.Go(func() { p.ackLoop(ctx, g) })
+	p.wg.Go(func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-p.kick:
+				p.resend(ctx, nil)
+			}
+		}
+	})
+}
+
+// retransmit asks for a retransmission of everything retained; requests
+// that arrive while one is under way are coalesced into one more.
+func (p *chaosPub) retransmit() {
+	select {
+	case p.kick <- struct{}{}:
+	default:
+	}
 }
 
 func (p *chaosPub) stop() {
@@ -123,14 +143,14 @@ func (p *chaosPub) ackLoop(ctx context.Context, g bus.Group) {
 		switch ev := ev.(type) {
 		case *bus.View:
 			if len(ev.Joined) > 0 {
-				p.resend(ctx, nil)
+				p.retransmit()
 			}
 		case *bus.Message:
 			a, err := logwire.DecodeAck(ev.Data)
 			if err != nil || a.Flags&logwire.AckDurable == 0 {
 				continue
 			}
-			resend := map[uint64]uint64{}
+			resend := false
 			p.mu.Lock()
 			for _, e := range a.Entries {
 				if e.Publisher != p.id {
@@ -141,15 +161,11 @@ func (p *chaosPub) ackLoop(ctx context.Context, g bus.Group) {
 					p.retained[e.Epoch] = p.retained[e.Epoch][drop:]
 					p.from[e.Epoch] = from + drop
 				}
-				if e.Resend {
-					resend[e.Epoch] = e.Next
-				}
+				resend = resend || e.Resend
 			}
 			p.mu.Unlock()
-			if a.Flags&logwire.AckSync != 0 {
-				p.resend(ctx, nil)
-			} else if len(resend) > 0 {
-				p.resend(ctx, resend)
+			if resend || a.Flags&logwire.AckSync != 0 {
+				p.retransmit()
 			}
 		}
 	}
@@ -212,6 +228,12 @@ func startLogger(t *testing.T, args ...string) *logger {
 	require.NoError(t, err)
 	l := &logger{cmd: cmd, out: &syncBuffer{}, done: make(chan error, 1)}
 	cmd.Stderr = io.Discard
+	if path := os.Getenv("SPREADLOGD_CHILD_LOG"); path != "" {
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+		require.NoError(t, err)
+		t.Cleanup(func() { f.Close() })
+		cmd.Stderr = f
+	}
 	require.NoError(t, cmd.Start())
 	copied := make(chan struct{})
 	go func() {
@@ -274,7 +296,7 @@ Log {
 				default:
 				}
 				pubMu.RLock()
-				p.publish(ctx, 100)
+				p.publish(ctx, 50)
 				pubMu.RUnlock()
 				time.Sleep(5 * time.Millisecond)
 			}
@@ -306,7 +328,7 @@ Log {
 	close(stopPub)
 	wg.Wait()
 	created := len(pubs[0].created) + len(pubs[1].created)
-	deadline := time.Now().Add(60 * time.Second)
+	deadline := time.Now().Add(120 * time.Second)
 	for pubs[0].pending()+pubs[1].pending() > 0 {
 		require.True(t, time.Now().Before(deadline), "records never acknowledged: %d of %d", pubs[0].pending()+pubs[1].pending(), created)
 		time.Sleep(50 * time.Millisecond)
