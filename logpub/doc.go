@@ -1,15 +1,17 @@
 // Package logpub writes Apache-exact access logs from net/http and
 // publishes them on the bus, after mod_log_spread: web servers send every
 // record to a log group; loggers (logsub) write files and acknowledge,
-// monitors watch. A plain file sink covers CustomLog to a local file.
+// monitors watch. FileSink (with Reopen for rotation) and WriterSink
+// cover CustomLog to a local file; MultiSink does both.
 //
 // # Usage
 //
 //	f, err := logpub.Compile(logpub.CombinedFormat + " %T")
 //	pub, err := logpub.New(b, "logs", logpub.Config{Format: f, Dir: "/var/spool/logpub"})
 //	defer pub.Close()
-//	file, _ := os.OpenFile("access.log", os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
-//	sink := logpub.MultiSink(pub, logpub.NewWriterSink(file, f))
+//	file, err := logpub.OpenFileSink("/var/log/www/access.log", f)
+//	defer file.Close()
+//	sink := logpub.MultiSink(pub, file)
 //	handler = logpub.Middleware(sink, logpub.HandlerConfig{})(handler)
 //	...
 //	err = pub.Shutdown(ctx) // sends the rest, waits for acknowledgement

@@ -316,3 +316,28 @@ func TestMiddlewareTrailers(t *testing.T) {
 	}())
 	assert.Equal(t, "42|yes|-", line)
 }
+
+func TestFileSinkReopen(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "access.log")
+	fs, err := OpenFileSink(path, MustCompile("%U %>s"))
+	require.NoError(t, err)
+	h := Middleware(fs, HandlerConfig{})(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/one", nil))
+	require.NoError(t, os.Rename(path, path+".1"))
+	h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/two", nil)) // still the old file
+	require.NoError(t, fs.Reopen())
+	h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/three", nil))
+	require.NoError(t, fs.Close())
+	require.NoError(t, fs.Close())
+	h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/lost", nil))
+	assert.ErrorIs(t, fs.Err(), ErrClosed)
+	assert.ErrorIs(t, fs.Reopen(), ErrClosed)
+
+	old, err := os.ReadFile(path + ".1")
+	require.NoError(t, err)
+	assert.Equal(t, "/one 200\n/two 200\n", string(old))
+	cur, err := os.ReadFile(path)
+	require.NoError(t, err)
+	assert.Equal(t, "/three 200\n", string(cur))
+}
