@@ -58,6 +58,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	gossipPort := fs.Int("gossip-port", 0, "memberlist port (0 picks one)")
 	dataPort := fs.Int("data-port", 0, "data link port (0 picks one)")
 	seeds := fs.String("seeds", "", "comma-separated host:port of other members")
+	profile := fs.String("profile", "lan", "bus failure-detection profile: lan (about 1 s) or wan (several seconds)")
 	mature := fs.Duration("mature", 0, "wait before taking interfaces after start (0: config or 5s; negative: none)")
 	arpCache := fs.Duration("arp-cache", 0, "share the neighbour cache this often (0: Arp-Cache of the config when Notify has arp-cache)")
 	lifetime := fs.Duration("lifetime", 0, "address lifetime refreshed while alive (dead-man switch; 0: permanent)")
@@ -125,7 +126,15 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		}
 		b = m
 	} else {
-		ccfg := cluster.LANConfig()
+		var ccfg cluster.Config
+		switch *profile {
+		case "lan":
+			ccfg = cluster.LANConfig()
+		case "wan":
+			ccfg = cluster.WANConfig()
+		default:
+			return fmt.Errorf("wackamole: -profile %q: want lan or wan", *profile)
+		}
 		ccfg.BindAddr, ccfg.GossipPort, ccfg.DataPort, ccfg.Logger = *bind, *gossipPort, *dataPort, log
 		if *seeds != "" {
 			ccfg.Seeds = strings.Split(*seeds, ",")

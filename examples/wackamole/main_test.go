@@ -139,6 +139,7 @@ func TestBadArguments(t *testing.T) {
 		{"-single", "-dry-run", "-vif", "nodev"},
 		{"-config", "/nonexistent/wackamole.conf"},
 		{"-nosuchflag"},
+		{"-profile", "moon", "-dry-run", "-vif", "eth0:198.18.0.1"},
 	} {
 		err := run(t.Context(), args, &syncBuffer{})
 		assert.Error(t, err, "%v", args)
