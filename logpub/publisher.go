@@ -125,6 +125,7 @@ type Publisher struct {
 	memBytes   int64
 	free       [][]byte
 	acks       map[string]map[streamKey]uint64
+	streams    map[streamKey]bool // the streams this Publisher holds records of
 	changed    chan struct{}
 	inUse      *batch // the batch whose buffer the flusher reads outside mu
 	journalOff bool   // journal full: stop writing until it shrinks
@@ -203,6 +204,7 @@ func New(b bus.Bus, group string, cfg Config) (*Publisher, error) {
 		kick:    make(chan struct{}, 1),
 		nextSeq: 1,
 		acks:    make(map[string]map[streamKey]uint64),
+		streams: make(map[streamKey]bool),
 	}
 	p.scratch.New = func() any { b := make([]byte, 0, 1024); return &b }
 	p.epoch = uint64(time.Now().UnixMicro())
@@ -219,6 +221,7 @@ func New(b bus.Bus, group string, cfg Config) (*Publisher, error) {
 				p.epoch = key.epoch + 1
 			}
 			p.retained = append(p.retained, &batch{key: key, first: r.hdr.FirstSeq, count: r.hdr.Count, size: r.size, seg: r.seg, off: r.off})
+			p.streams[key] = true
 			n += uint64(r.hdr.Count)
 		}
 		p.jPos = uint64(len(p.retained))
@@ -229,6 +232,7 @@ func New(b bus.Bus, group string, cfg Config) (*Publisher, error) {
 			p.log.Info("journal replay", "batches", len(recs), "records", n, "bytes", j.bytes)
 		}
 	}
+	p.streams[streamKey{cfg.ID, p.epoch}] = true
 	ctx, cancel := context.WithCancel(context.Background())
 	ack, err := b.Join(ctx, cfg.AckGroup)
 	if err != nil {
@@ -729,8 +733,9 @@ func (p *Publisher) handleAck(a *logwire.Ack) {
 		}
 		if m != nil {
 			for _, e := range a.Entries {
+				// Acks name every publisher's streams: keep only ours.
 				k := streamKey{e.Publisher, e.Epoch}
-				if e.Next > m[k] {
+				if p.streams[k] && e.Next > m[k] {
 					m[k] = e.Next
 				}
 			}
