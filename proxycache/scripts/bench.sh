@@ -29,8 +29,8 @@ trap cleanup EXIT
 (cd "$root" && go build -o "$work/benchserver" ./internal/bench/proxycache/benchserver)
 
 ORIGIN=127.0.0.1:18180 PROXY=127.0.0.1:18181 NGINX=127.0.0.1:18182 FILES=127.0.0.1:18183
-taskset -c 0 "$work/benchserver" -mode origin -listen $ORIGIN 2>/dev/null & pids+=($!)
-taskset -c 0 "$work/benchserver" -mode proxycache -listen $PROXY -dir "$work/cache" -origin http://$ORIGIN 2>/dev/null &
+GOMAXPROCS=1 taskset -c 0 "$work/benchserver" -mode origin -listen $ORIGIN 2>/dev/null & pids+=($!)
+GOMAXPROCS=1 taskset -c 0 "$work/benchserver" -mode proxycache -listen $PROXY -dir "$work/cache" -origin http://$ORIGIN 2>/dev/null &
 proxy_pid=$!; pids+=($proxy_pid)
 mkdir -p "$work/nginx-cache" "$work/files"
 cat > "$work/nginx.conf" <<CONF
@@ -73,7 +73,7 @@ hz=$(getconf CLK_TCK)
 for size in $SIZES; do
 	for s in $PROXY $NGINX; do curl -s -o /dev/null "http://$s/obj-$size"; curl -s -o /dev/null "http://$s/obj-$size"; done
 done
-taskset -c 0 "$work/benchserver" -mode fileserver -listen $FILES -dir "$work/cache/127.0.0.1" 2>/dev/null &
+GOMAXPROCS=1 taskset -c 0 "$work/benchserver" -mode fileserver -listen $FILES -dir "$work/cache/127.0.0.1" 2>/dev/null &
 files_pid=$!; pids+=($files_pid)
 sleep 0.5
 
@@ -93,6 +93,12 @@ for size in $SIZES; do
 			out=$(taskset -c 1 wrk -t1 -c"$CONNS" -d"$DURATION" "http://$addr/obj-$size")
 			after=$(cpu_ticks "$pid")
 			reqs=$(echo "$out" | awk '/requests in/ {print $1}')
+			if [[ -z $reqs || $reqs == 0 ]]; then
+				echo "bench.sh: no requests completed against $name:" >&2
+				echo "$out" >&2
+				tail -5 "$work/nginx-error.log" >&2 || true
+				exit 1
+			fi
 			rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
 			rps_list+=("$rps")
 			cpu_list+=("$(awk -v t=$((after - before)) -v hz="$hz" -v n="$reqs" 'BEGIN {printf "%.1f", t / hz * 1e6 / n}')")
