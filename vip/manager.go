@@ -193,6 +193,10 @@ type futureMsg struct {
 	msg    *message
 }
 
+// roundWarnAfter is how long a view may wait for its members' States
+// before the Manager warns.
+const roundWarnAfter = 2 * time.Second
+
 // maxFuture bounds the messages kept for views not yet installed here.
 const maxFuture = 1024
 
@@ -393,6 +397,10 @@ func (m *Manager) run(ctx context.Context) {
 	}
 	announce := time.NewTimer(time.Hour)
 	defer announce.Stop()
+	// roundWarn fires when the States of a view are slow to arrive.
+	roundWarn := time.NewTimer(time.Hour)
+	defer roundWarn.Stop()
+	lastView := bus.ViewID{}
 	var arpC <-chan time.Time
 	sharer, _ := m.backend.(NeighborSharer)
 	if m.cfg.ARPCache > 0 && sharer != nil {
@@ -431,6 +439,16 @@ func (m *Manager) run(ctx context.Context) {
 			if m.collectNeighbors(ctx, sharer) {
 				m.sendState(false)
 			}
+		case <-roundWarn.C:
+			if !m.complete && m.view != nil {
+				var missing []bus.MemberID
+				for _, id := range m.view.Members {
+					if _, ok := m.round[id]; !ok {
+						missing = append(missing, id)
+					}
+				}
+				m.log.Warn("still waiting for the states of members: no interface moves until they arrive or the view changes", "view", m.view.ID, "missing", missing)
+			}
 		case <-m.drainReq:
 			if !m.draining {
 				m.draining = true
@@ -445,6 +463,10 @@ func (m *Manager) run(ctx context.Context) {
 			close(m.drained)
 		}
 		announce.Reset(m.nextAnnounce())
+		if m.view != nil && m.view.ID != lastView {
+			lastView = m.view.ID
+			roundWarn.Reset(roundWarnAfter)
+		}
 		m.publish()
 	}
 }

@@ -3,6 +3,7 @@ package vip
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"maps"
 	"net/netip"
 	"slices"
@@ -462,5 +463,55 @@ func TestManagerSharesNeighbors(t *testing.T) {
 		defer bb.mu.Unlock()
 		assert.Subset(t, bb.notified[aVIF], []netip.Addr{netip.MustParseAddr("198.18.0.50"), netip.MustParseAddr("198.18.0.51"), netip.MustParseAddr("198.18.0.60")},
 			"the new owner refreshes the hosts the failed owner knew")
+	})
+}
+
+// lockedBuffer is a concurrency-safe log sink.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+func TestManagerWarnsAboutSilentMembers(t *testing.T) {
+	leakcheck.Check(t)
+	synctest.Test(t, func(t *testing.T) {
+		hub := inproc.New(inproc.Config{})
+		defer hub.Close()
+		net := newFakeNet()
+		vifs := testVIFs(2)
+		b, err := hub.NewMember("a")
+		require.NoError(t, err)
+		g, err := b.Join(t.Context(), "vip")
+		require.NoError(t, err)
+		var logs lockedBuffer
+		m, err := New(g, vifs, &fakeBackend{net: net, name: "a", announced: map[string]int{}}, Config{
+			Mature: -1, Logger: slog.New(slog.NewTextHandler(&logs, nil)),
+		})
+		require.NoError(t, err)
+		defer m.Close()
+		settle(t, 5*time.Second, func() bool { return converged(net, vifs, "a") })
+		// A member that joins the group but never runs a Manager.
+		silent, err := hub.NewMember("silent")
+		require.NoError(t, err)
+		_, err = silent.Join(t.Context(), "vip")
+		require.NoError(t, err)
+		time.Sleep(3 * time.Second)
+		synctest.Wait()
+		assert.Contains(t, logs.String(), "still waiting for the states of members")
+		assert.Contains(t, logs.String(), "silent#")
+		assert.Empty(t, m.Owners(), "no assignment without every State")
+		assert.True(t, converged(net, vifs, "a"), "what is held stays held")
 	})
 }
