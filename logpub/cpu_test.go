@@ -1,7 +1,6 @@
 package logpub
 
 import (
-	"syscall"
 	"testing"
 	"time"
 )
@@ -17,12 +16,4 @@ func (c cpuTimer) report(b *testing.B, n int) {
 	if n > 0 {
 		b.ReportMetric(float64(processCPU()-c.start)/float64(n), "cpu-ns/op")
 	}
-}
-
-func processCPU() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
