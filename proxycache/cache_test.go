@@ -438,3 +438,36 @@ func TestHotBodyInMemoryStillChecksFile(t *testing.T) {
 	assert.Equal(t, "body 2", do(t, c, "GET", "/hot").body, "a body deleted by hand is a miss")
 	assert.EqualValues(t, 2, n.Load())
 }
+
+func TestShutdownLetsFillsFinish(t *testing.T) {
+	leakcheck.Check(t)
+	release := make(chan struct{})
+	h := func(w http.ResponseWriter, r *http.Request) {
+		<-release
+		w.Header().Set("Cache-Control", "max-age=60")
+		fmt.Fprint(w, "late")
+	}
+	c, tr, _ := newCache(t, h, proxycache.Config{})
+	got := make(chan result)
+	go func() { got <- do(t, c, "GET", "/slow") }()
+	require.Eventually(t, func() bool { return tr.calls.Load() == 1 }, 5*time.Second, time.Millisecond)
+	shut := make(chan error)
+	go func() { shut <- c.Shutdown(context.Background()) }()
+	select {
+	case <-shut:
+		t.Fatal("Shutdown returned with a fill under way")
+	case <-time.After(50 * time.Millisecond):
+	}
+	close(release)
+	require.NoError(t, <-shut)
+	assert.Equal(t, "late", (<-got).body)
+	assert.Equal(t, http.StatusServiceUnavailable, do(t, c, "GET", "/slow").code)
+
+	// A Shutdown whose ctx ends first still closes everything.
+	c2, _, _ := newCache(t, func(w http.ResponseWriter, r *http.Request) { <-r.Context().Done() }, proxycache.Config{})
+	go do(t, c2, "GET", "/stuck")
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	require.Eventually(t, func() bool { return c2.Stats().Fills == 1 }, 5*time.Second, time.Millisecond)
+	assert.ErrorIs(t, c2.Shutdown(ctx), context.DeadlineExceeded)
+}

@@ -146,6 +146,9 @@ func (c *Cache) serveCacheable(w http.ResponseWriter, r *http.Request, o *origin
 		case resp = <-f.handoff:
 		case <-r.Context().Done():
 			return
+		case <-c.ctx.Done():
+			http.Error(w, ErrClosed.Error(), http.StatusServiceUnavailable)
+			return
 		}
 	}
 	if resp != nil {
