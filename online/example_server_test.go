@@ -3,7 +3,11 @@ package online_test
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
 	"time"
 
 	"github.com/peerscale/peerscale/online"
@@ -32,4 +36,18 @@ func ExampleServer() {
 	who, _ := c.OnURL(ctx, "/index.html", 30)
 	fmt.Println(n, who[0].User, who[1].User)
 	// Output: 2 bob alice
+}
+
+func ExampleNewHandler() {
+	ix := online.NewIndex(online.Config{})
+	ix.Hit("alice", "/index.html", time.Now())
+	srv := httptest.NewServer(online.NewHandler(ix))
+	defer srv.Close()
+	resp, err := http.Get(srv.URL + "/count")
+	if err != nil {
+		panic(err)
+	}
+	defer resp.Body.Close()
+	io.Copy(os.Stdout, resp.Body)
+	// Output: {"count":1}
 }

@@ -441,6 +441,7 @@ func (s *Server) info() []byte {
 	kv("hits_stale", ist.Stale)
 	kv("hits_out_of_order", ist.OutOfOrder)
 	kv("expired", ist.Expired)
+	kv("evicted", ist.Evicted)
 	b = append(b, "\r\n# Server\r\n"...)
 	kv("connected_clients", uint64(sst.Conns))
 	kv("total_connections_received", sst.Accepted)

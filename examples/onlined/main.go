@@ -47,6 +47,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	fs := flag.NewFlagSet("onlined", flag.ContinueOnError)
 	fs.SetOutput(out)
 	window := fs.Duration("window", online.DefaultWindow, "how long a user counts as online after its last hit")
+	maxUsers := fs.Int("max-users", online.DefaultMaxUsers, "users tracked at most (the least recently seen is evicted)")
 	respAddr := fs.String("resp", "127.0.0.1:7379", "address of the Redis-protocol server")
 	httpAddr := fs.String("http", "", "address of the HTTP/JSON and /metrics server (empty: none)")
 	maxConns := fs.Int("max-conns", online.DefaultMaxConns, "maximum Redis-protocol connections")
@@ -68,7 +69,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		return fmt.Errorf("onlined: unexpected arguments %q", fs.Args())
 	}
 	log := slog.Default()
-	ix := online.NewIndex(online.Config{Window: *window})
+	ix := online.NewIndex(online.Config{Window: *window, MaxUsers: *maxUsers})
 
 	var stack []func(context.Context) error // shut down in reverse order
 	shutdown := func() error {
@@ -169,6 +170,7 @@ var (
 	staleDesc     = desc("hits_stale_total", "Hits ignored as already expired.")
 	oooDesc       = desc("hits_out_of_order_total", "Hits ignored as older than the user's last hit.")
 	expiredDesc   = desc("expired_total", "Users expired.")
+	evictedDesc   = desc("evicted_total", "Users evicted to stay within -max-users.")
 	connsDesc     = desc("connections", "Open Redis-protocol connections.")
 	commandsDesc  = desc("commands_total", "Redis-protocol requests executed.")
 	protoErrDesc  = desc("protocol_errors_total", "Connections closed for malformed requests.")
@@ -194,6 +196,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	m(staleDesc, prometheus.CounterValue, float64(is.Stale))
 	m(oooDesc, prometheus.CounterValue, float64(is.OutOfOrder))
 	m(expiredDesc, prometheus.CounterValue, float64(is.Expired))
+	m(evictedDesc, prometheus.CounterValue, float64(is.Evicted))
 	ss := c.srv.Stats()
 	m(connsDesc, prometheus.GaugeValue, float64(ss.Conns))
 	m(commandsDesc, prometheus.CounterValue, float64(ss.Commands))

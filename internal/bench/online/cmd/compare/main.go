@@ -44,6 +44,7 @@ type options struct {
 	users, urls, conns, rounds int
 	dur                        time.Duration
 	mixedRate, mixedQueryRate  int
+	mixedConns                 int
 }
 
 func run(ctx context.Context, args []string, out io.Writer) error {
@@ -61,6 +62,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	fs.IntVar(&o.rounds, "rounds", 3, "interleaved rounds; the table shows medians")
 	fs.DurationVar(&o.dur, "duration", 4*time.Second, "duration of each test")
 	fs.IntVar(&o.mixedRate, "mixed-rate", 5000, "hits/s of the mixed test")
+	fs.IntVar(&o.mixedConns, "mixed-conns", 16, "client connections of the mixed test: a quarter send HITs, the rest queries")
 	fs.IntVar(&o.mixedQueryRate, "mixed-query-rate", 15000, "users-on-URL queries/s offered in the mixed test")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -249,12 +251,12 @@ var tests = []test{
 		}
 		return n, nil
 	}},
-	{name: "mixed", note: "paced HITs (half the connections) + paced users-on-URL queries (the other half)", run: func(ctx context.Context, c conn, p *picker, worker int, o options, dl time.Time, lat func(time.Duration)) (int, error) {
-		pacers := o.conns / 2
+	{name: "mixed", note: "paced HITs (a quarter of -mixed-conns) + paced users-on-URL queries (the rest)", run: func(ctx context.Context, c conn, p *picker, worker int, o options, dl time.Time, lat func(time.Duration)) (int, error) {
+		pacers := max(1, o.mixedConns/4)
 		if worker >= pacers {
 			// Query workers: their count is reported separately (negative).
 			n := 0
-			err := paced(dl, o.mixedQueryRate, o.conns-pacers, worker-pacers, func(time.Time) error {
+			err := paced(dl, o.mixedQueryRate, o.mixedConns-pacers, worker-pacers, func(time.Time) error {
 				n++
 				return c.onURL(ctx, p.url(), time.Now().Add(-window).UnixMilli())
 			})
@@ -310,7 +312,11 @@ func (r result) String() string {
 }
 
 func runTest(ctx context.Context, t target, tc test, w *workload, o options) (result, error) {
-	conns := make([]conn, o.conns)
+	nconns := o.conns
+	if tc.name == "mixed" {
+		nconns = o.mixedConns
+	}
+	conns := make([]conn, nconns)
 	for i := range conns {
 		c, err := t.dial(ctx)
 		if err != nil {
@@ -329,7 +335,7 @@ func runTest(ctx context.Context, t target, tc test, w *workload, o options) (re
 		ops     atomic.Int64
 		queries atomic.Int64
 		wg      sync.WaitGroup
-		errs    = make([]error, o.conns)
+		errs    = make([]error, nconns)
 	)
 	cpu0 := t.cpu()
 	start := time.Now()
@@ -653,8 +659,8 @@ func median(rs []result, f func(result) float64) float64 {
 }
 
 func printTable(out io.Writer, targets []target, res map[string]map[string][]result, o options) {
-	fmt.Fprintf(out, "\n%d users online, %d URLs (Zipf 1.1), %d client connections, medians of %d rounds of %s\n\n",
-		o.users, o.urls, o.conns, o.rounds, o.dur)
+	fmt.Fprintf(out, "\n%d users online, %d URLs (Zipf 1.1), %d client connections (mixed: %d), medians of %d rounds of %s\n\n",
+		o.users, o.urls, o.conns, o.mixedConns, o.rounds, o.dur)
 	fmt.Fprint(out, "| test |")
 	for _, t := range targets {
 		fmt.Fprintf(out, " %s |", t.label())
