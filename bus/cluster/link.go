@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -23,7 +24,11 @@ const ioBuffer = 64 << 10
 
 // ackEvery bounds how many sequenced frames a receiver takes before it
 // acknowledges, even while more input is buffered.
-const ackEvery = 256
+const ackEvery = 512
+
+// ackDelay is how long a receiver waits for outgoing frames to carry its
+// ack before it sends one alone.
+const ackDelay = 2 * time.Millisecond
 
 type outFrame struct {
 	seq  uint64
@@ -72,9 +77,12 @@ type link struct {
 
 	epoch uint64 // identifies this link state to the peer
 
+	ackSent  atomic.Uint64 // last ack written
+	ackArmed atomic.Bool   // a delayed ack is scheduled
+	ackTimer *time.Timer
+
 	recvMu    sync.Mutex
 	recvSeq   atomic.Uint64 // last in-order sequence number received
-	ackQueue  uint64        // last recvSeq an ack was requested for (recvMu)
 	peerEpoch uint64        // the peer's link state we receive from (recvMu)
 	fresh     bool          // the peer's stream is new to us: take its next frame as the start (recvMu)
 
@@ -85,7 +93,7 @@ type link struct {
 }
 
 func newLink(b *Bus, peer bus.MemberID) *link {
-	return &link{
+	l := &link{
 		b:       b,
 		peer:    peer,
 		dialer:  b.self.Compare(peer) < 0,
@@ -98,6 +106,15 @@ func newLink(b *Bus, peer bus.MemberID) *link {
 		epoch:   randUint64(),
 		credit:  b.cfg.QueueLen,
 	}
+	l.ackTimer = time.AfterFunc(time.Hour, func() {
+		l.ackArmed.Store(false)
+		l.mu.Lock()
+		l.ackDirty = true
+		l.mu.Unlock()
+		notify(l.wake)
+	})
+	l.ackTimer.Stop()
+	return l
 }
 
 func randUint64() uint64 {
@@ -137,7 +154,7 @@ func (l *link) learn(h hello) uint64 {
 	if h.FromEpoch != l.peerEpoch {
 		l.peerEpoch = h.FromEpoch
 		l.recvSeq.Store(0)
-		l.ackQueue = 0
+		l.ackSent.Store(0)
 		l.fresh = true
 	}
 	l.recvMu.Unlock()
@@ -401,6 +418,7 @@ func (l *link) close() {
 		return
 	}
 	l.closed = true
+	l.ackTimer.Stop()
 	close(l.done)
 	if l.conn != nil {
 		l.conn.Close()
@@ -492,12 +510,14 @@ func (l *link) writeLoop(c net.Conn, gen uint64, stop chan struct{}, w *wire.Wri
 		case <-stop:
 			return
 		}
+		// Let concurrent senders add to the batch before one write.
+		runtime.Gosched()
 		l.mu.Lock()
 		if l.gen != gen || l.conn == nil {
 			l.mu.Unlock()
 			return
 		}
-		ack, sendAck := l.recvSeq.Load(), l.ackDirty
+		ack, forceAck := l.recvSeq.Load(), l.ackDirty
 		l.ackDirty = false
 		batch = batch[:0]
 		if l.sent < l.nextSeq {
@@ -511,7 +531,9 @@ func (l *link) writeLoop(c net.Conn, gen uint64, stop chan struct{}, w *wire.Wri
 		l.mu.Unlock()
 
 		body := w.Body()
-		if sendAck {
+		// Acks ride on outgoing frames; alone only when asked for.
+		if ack > l.ackSent.Load() && (forceAck || len(batch) > 0 || bye) {
+			l.ackSent.Store(ack)
 			n := binary.PutUvarint(seqBuf[:], ack)
 			body = appendFrame(body, fAck, 0, seqBuf[:n])
 		}
@@ -558,23 +580,20 @@ func (l *link) readLoop(c net.Conn, gen uint64, r *wire.Reader) {
 		}
 		l.recvMu.Lock()
 		err = eachFrame(rec, l.handleFrame)
-		var wantAck bool
-		if err == nil {
-			if seq := l.recvSeq.Load(); seq != l.ackQueue && (seq-l.ackQueue >= ackEvery || r.Buffered() == 0) {
-				l.ackQueue = seq
-				wantAck = true
-			}
-		}
 		l.recvMu.Unlock()
 		if err != nil {
 			l.drop(gen, err)
 			return
 		}
-		if wantAck {
-			l.mu.Lock()
-			l.ackDirty = true
-			l.mu.Unlock()
-			notify(l.wake)
+		if seq, sent := l.recvSeq.Load(), l.ackSent.Load(); seq > sent {
+			if seq-sent >= ackEvery {
+				l.mu.Lock()
+				l.ackDirty = true
+				l.mu.Unlock()
+				notify(l.wake)
+			} else if r.Buffered() == 0 && !l.ackArmed.Swap(true) {
+				l.ackTimer.Reset(ackDelay)
+			}
 		}
 	}
 }
