@@ -31,6 +31,11 @@ type Config struct {
 	// logger asked for a retransmission before it gives the missing records
 	// up (Stats.Forgotten) and acknowledges past them. Zero means 10 s.
 	GapTimeout time.Duration
+	// AckRepeat is how often the logger repeats its latest acknowledgement
+	// of every stream that received records within AckRecent, so that an
+	// ack lost while the bus reconfigured does not stall a publisher. Zero
+	// means 1 s; AckRecent zero means 30 s.
+	AckRepeat, AckRecent time.Duration
 	// AckGroup returns the group acknowledgements for a log group go to.
 	// Nil means the log group's name with ".ack" appended.
 	AckGroup func(group string) string
@@ -69,6 +74,8 @@ type Logger struct {
 	mu     sync.Mutex
 	stats  Stats
 	gaps   map[epochKey]gapState
+	recent map[epochKey]recentAck // streams acknowledged lately, repeated
+	repeat time.Time              // when acks were last repeated
 	closed bool
 	done   chan struct{}
 }
@@ -77,6 +84,15 @@ type loggerGroup struct {
 	name, ack string
 	g, ackG   bus.Group
 	sync      bool // send an AckSync at the next commit
+}
+
+// recentAck is the last acknowledgement of a stream, repeated every
+// AckRepeat while the stream is recent, so that a lost ack message (its
+// Send failed while the bus was reconfiguring) does not leave a publisher
+// waiting.
+type recentAck struct {
+	entry   logwire.AckEntry
+	changed time.Time
 }
 
 type gapState struct {
@@ -104,7 +120,13 @@ func New(ctx context.Context, b bus.Bus, groups []string, outputs []Output, cfg 
 	if cfg.GapTimeout == 0 {
 		cfg.GapTimeout = 10 * time.Second
 	}
-	if cfg.FsyncInterval < 0 || cfg.GapTimeout < 0 {
+	if cfg.AckRepeat == 0 {
+		cfg.AckRepeat = time.Second
+	}
+	if cfg.AckRecent == 0 {
+		cfg.AckRecent = 30 * time.Second
+	}
+	if cfg.FsyncInterval < 0 || cfg.GapTimeout < 0 || cfg.AckRepeat < 0 || cfg.AckRecent < 0 {
 		return nil, fmt.Errorf("%w: negative interval", ErrConfig)
 	}
 	if cfg.AckGroup == nil {
@@ -129,7 +151,7 @@ func New(ctx context.Context, b bus.Bus, groups []string, outputs []Output, cfg 
 	l := &Logger{
 		b: b, store: store, cfg: cfg, durable: cfg.Store.StateFile != "",
 		log:  cfg.Logger.With("component", "logsub", "logger", cfg.Name),
-		gaps: make(map[epochKey]gapState), done: make(chan struct{}),
+		gaps: make(map[epochKey]gapState), recent: make(map[epochKey]recentAck), done: make(chan struct{}),
 	}
 	for _, name := range groups {
 		lg := &loggerGroup{name: name, ack: cfg.AckGroup(name), sync: true}
@@ -284,6 +306,21 @@ func (l *Logger) commit(ctx context.Context) error {
 			delete(l.gaps, k)
 		}
 		byGroup[p.Group] = append(byGroup[p.Group], e)
+		l.recent[k] = recentAck{entry: logwire.AckEntry{Publisher: p.Publisher, Epoch: p.Epoch, Next: p.Next}, changed: now}
+	}
+	if now.Sub(l.repeat) >= l.cfg.AckRepeat {
+		l.repeat = now
+		sent := make(map[epochKey]bool, len(ps))
+		for _, p := range ps {
+			sent[epochKey{p.Group, p.Publisher, p.Epoch}] = true
+		}
+		for k, r := range l.recent {
+			if now.Sub(r.changed) > l.cfg.AckRecent {
+				delete(l.recent, k)
+			} else if !sent[k] {
+				byGroup[k.group] = append(byGroup[k.group], r.entry)
+			}
+		}
 	}
 	for k, g := range l.gaps {
 		if now.Sub(g.since) < l.cfg.GapTimeout {

@@ -243,3 +243,52 @@ func TestTwoLoggersFullCopies(t *testing.T) {
 		p.crash()
 	})
 }
+
+// TestLoggerRepeatsAcks checks that a logger repeats its latest ack of a
+// recent stream, so that an ack lost on the bus does not stall a publisher,
+// and stops once the stream is no longer recent.
+func TestLoggerRepeatsAcks(t *testing.T) {
+	leakcheck.Check(t)
+	synctest.Test(t, func(t *testing.T) {
+		ctx := t.Context()
+		dir := t.TempDir()
+		hub := inproc.New(inproc.Config{Logger: quiet})
+		defer hub.Close()
+		lb, err := hub.NewMember("logger")
+		require.NoError(t, err)
+		l, err := New(ctx, lb, []string{"www"}, []Output{{File: filepath.Join(dir, "log")}}, Config{Name: "l1",
+			Store: StoreConfig{StateFile: filepath.Join(dir, "state")}, AckRepeat: time.Second, AckRecent: 5 * time.Second, Logger: quiet})
+		require.NoError(t, err)
+		ob, err := hub.NewMember("observer")
+		require.NoError(t, err)
+		ackG, err := ob.Join(ctx, "www.ack")
+		require.NoError(t, err)
+		msg := logwire.AppendBatchHeader(nil, &logwire.BatchHeader{Publisher: "web1", Epoch: 1, FirstSeq: 1, Count: 1})
+		msg = logwire.AppendRecord(msg, &logwire.Record{Line: []byte("x")})
+		require.NoError(t, ob.Send(ctx, "www", bus.FIFO, msg))
+		start := time.Now()
+		var seen []time.Duration
+		rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		for {
+			ev, err := ackG.Recv(rctx)
+			if err != nil {
+				break
+			}
+			if m, ok := ev.(*bus.Message); ok {
+				a, err := logwire.DecodeAck(m.Data)
+				require.NoError(t, err)
+				for _, e := range a.Entries {
+					if e.Publisher == "web1" && e.Next == 2 {
+						seen = append(seen, time.Since(start).Round(100*time.Millisecond))
+					}
+				}
+			}
+		}
+		require.NoError(t, l.Shutdown(ctx))
+		// The first ack after the first commit, then about once a second for 5 s.
+		require.GreaterOrEqual(t, len(seen), 5, "%v", seen)
+		assert.LessOrEqual(t, len(seen), 7, "%v", seen)
+		assert.Less(t, seen[len(seen)-1], 7*time.Second, "repeats stop once the stream is not recent: %v", seen)
+	})
+}

@@ -5,10 +5,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -17,27 +20,33 @@ import (
 	"github.com/peerscale/peerscale/bus"
 	"github.com/peerscale/peerscale/bus/cluster"
 	"github.com/peerscale/peerscale/internal/logwire"
+	"github.com/peerscale/peerscale/logpub"
 	"github.com/stretchr/testify/require"
 )
 
-// e2ePub publishes paced batches and measures, per batch, the time from
-// Send to the moment every logger acknowledged it as fsynced.
-type e2ePub struct {
-	id      string
-	b       *cluster.Bus
+// latencies matches durable acks of every logger with the times records
+// were logged, per burst of records.
+type latencies struct {
 	loggers []string
 
-	mu      sync.Mutex
-	next    uint64               // next sequence number
-	sent    map[uint64]time.Time // batch first seq -> send time
-	sizes   map[uint64]int       // batch first seq -> records
-	acked   map[string]uint64    // logger -> Next
-	done    uint64               // all records below are acknowledged by every logger
-	lat     []time.Duration
-	created uint64
+	mu     sync.Mutex
+	bursts map[string][]burst           // publisher -> bursts in seq order
+	next   map[string]map[string]uint64 // logger -> publisher -> Next
+	lat    []time.Duration
 }
 
-func (p *e2ePub) ackLoop(ctx context.Context, g bus.Group) {
+type burst struct {
+	end uint64 // one past the last seq
+	at  time.Time
+}
+
+func (l *latencies) logged(pub string, end uint64, at time.Time) {
+	l.mu.Lock()
+	l.bursts[pub] = append(l.bursts[pub], burst{end, at})
+	l.mu.Unlock()
+}
+
+func (l *latencies) ackLoop(ctx context.Context, g bus.Group) {
 	for {
 		ev, err := g.Recv(ctx)
 		if err != nil {
@@ -52,55 +61,36 @@ func (p *e2ePub) ackLoop(ctx context.Context, g bus.Group) {
 			continue
 		}
 		now := time.Now()
-		p.mu.Lock()
+		l.mu.Lock()
+		if l.next[a.Logger] == nil {
+			l.next[a.Logger] = map[string]uint64{}
+		}
 		for _, e := range a.Entries {
-			if e.Publisher == p.id && e.Epoch == 1 && e.Next > p.acked[a.Logger] {
-				p.acked[a.Logger] = e.Next
+			l.next[a.Logger][e.Publisher] = max(l.next[a.Logger][e.Publisher], e.Next)
+		}
+		for pub, bs := range l.bursts {
+			low := ^uint64(0)
+			for _, lg := range l.loggers {
+				low = min(low, l.next[lg][pub])
 			}
-		}
-		low := ^uint64(0)
-		for _, l := range p.loggers {
-			low = min(low, p.acked[l])
-		}
-		for first, t := range p.sent {
-			if first+uint64(p.sizes[first]) <= low {
-				p.lat = append(p.lat, now.Sub(t))
-				delete(p.sent, first)
-				delete(p.sizes, first)
+			i := 0
+			for i < len(bs) && bs[i].end <= low {
+				l.lat = append(l.lat, now.Sub(bs[i].at))
+				i++
 			}
+			l.bursts[pub] = bs[i:]
 		}
-		p.done = max(p.done, low)
-		p.mu.Unlock()
-	}
-}
-
-func (p *e2ePub) publish(ctx context.Context, n int) {
-	p.mu.Lock()
-	first := p.next
-	p.next += uint64(n)
-	p.mu.Unlock()
-	msg := logwire.AppendBatchHeader(nil, &logwire.BatchHeader{Publisher: p.id, Epoch: 1, FirstSeq: first, Count: uint32(n)})
-	var line []byte
-	for s := first; s < first+uint64(n); s++ {
-		line = fmt.Appendf(line[:0], `192.0.2.1 - - [02/Jan/2000:12:00:00 +0000] "GET /%s/%d HTTP/1.1" 200 5120 "https://search.example/" "Mozilla/5.0 (X11; Linux x86_64)"`, p.id, s)
-		msg = logwire.AppendRecord(msg, &logwire.Record{Status: 200, Bytes: 5120, VHost: "www.example.com", Method: "GET", URL: "/", Line: line})
-	}
-	p.mu.Lock()
-	p.sent[first] = time.Now()
-	p.sizes[first] = n
-	p.created += uint64(n)
-	p.mu.Unlock()
-	if err := p.b.Send(ctx, "www", bus.FIFO, msg); err != nil && ctx.Err() == nil {
-		panic(err)
+		l.mu.Unlock()
 	}
 }
 
 // TestE2EThroughput is the end-to-end benchmark, not part of the default
-// run: 2 publishers → 2 spreadlogd processes over bus/cluster on loopback
-// at a target rate, reporting sustained lines/s, loss and publish-to-fsync
-// latency. Run it with logsub/scripts/e2e.sh or
+// run: 2 logpub Publishers → 2 spreadlogd processes over bus/cluster on
+// loopback at a target rate, each record acknowledged by both loggers
+// (AckQuorum 2), reporting sustained lines/s, loss and the time from Log to
+// fsynced on both loggers. Run it with logsub/scripts/e2e.sh or
 //
-//	LOGSUB_E2E_DURATION=60s LOGSUB_E2E_RATE=200000 go test -run E2E -v -timeout 10m ./examples/spreadlogd
+//	LOGSUB_E2E_DURATION=60s LOGSUB_E2E_RATE=200000 go test -run E2E -v -timeout 15m ./examples/spreadlogd
 func TestE2EThroughput(t *testing.T) {
 	dur, err := time.ParseDuration(os.Getenv("LOGSUB_E2E_DURATION"))
 	if err != nil {
@@ -110,29 +100,27 @@ func TestE2EThroughput(t *testing.T) {
 	if r, err := strconv.Atoi(os.Getenv("LOGSUB_E2E_RATE")); err == nil && r > 0 {
 		rate = r
 	}
-	batch := 500
 	ctx := t.Context()
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	mk := func(id string, seeds []string) *cluster.Bus {
+	var seeds []string
+	mk := func(id string) *cluster.Bus {
 		cfg := cluster.LANConfig()
 		cfg.Seeds, cfg.Logger = seeds, quiet
 		b, err := cluster.New(id, cfg)
 		require.NoError(t, err)
 		t.Cleanup(func() { b.Close() })
+		if seeds == nil {
+			seeds = []string{b.GossipAddr()}
+		}
 		return b
 	}
 	loggers := []string{"logger-a", "logger-b"}
-	var pubs []*e2ePub
-	var seeds []string
-	for _, id := range []string{"web1", "web2"} {
-		p := &e2ePub{id: id, b: mk(id, seeds), loggers: loggers, next: 1,
-			sent: map[uint64]time.Time{}, sizes: map[uint64]int{}, acked: map[string]uint64{}}
-		seeds = []string{p.b.GossipAddr()}
-		g, err := p.b.Join(ctx, "www.ack")
-		require.NoError(t, err)
-		go p.ackLoop(ctx, g)
-		pubs = append(pubs, p)
-	}
+	lat := &latencies{loggers: loggers, bursts: map[string][]burst{}, next: map[string]map[string]uint64{}}
+	obs := mk("observer")
+	g, err := obs.Join(ctx, "www.ack")
+	require.NoError(t, err)
+	go lat.ackLoop(ctx, g)
+
 	var procs []*logger
 	for _, name := range loggers {
 		dir := filepath.Join(t.TempDir(), name)
@@ -142,68 +130,90 @@ func TestE2EThroughput(t *testing.T) {
 			name, filepath.Join(dir, "state"), filepath.Join(dir, "access.%Y%m%d"))), 0o644))
 		procs = append(procs, startLogger(t, "-config", conf, "-seeds", seeds[0], "-name", name))
 	}
+	var pubs []*logpub.Publisher
+	for _, id := range []string{"web1", "web2"} {
+		p, err := logpub.New(mk(id), "www", logpub.Config{ID: id, Dir: filepath.Join(t.TempDir(), id), AckQuorum: len(loggers), Logger: quiet})
+		require.NoError(t, err)
+		pubs = append(pubs, p)
+	}
 	time.Sleep(2 * time.Second) // views settle
 
-	start := time.Now()
+	reqs := make([]*http.Request, 1000)
+	for i := range reqs {
+		reqs[i] = httptest.NewRequest("GET", fmt.Sprintf("http://www.example.com/page/%d?q=%d", i, i%7), nil)
+		reqs[i].Header.Set("User-Agent", "Mozilla/5.0 (X11; Linux x86_64)")
+		reqs[i].Header.Set("Referer", "https://search.example/")
+	}
 	var cpuStart syscall.Rusage
 	syscall.Getrusage(syscall.RUSAGE_CHILDREN, &cpuStart)
+	start := time.Now()
 	var wg sync.WaitGroup
-	for _, p := range pubs {
+	var created [2]uint64
+	for k, p := range pubs {
+		id := []string{"web1", "web2"}[k]
 		wg.Go(func() {
-			per := time.Duration(float64(time.Second) * float64(batch) / float64(rate/len(pubs)))
+			const tick = 5 * time.Millisecond
+			perTick := rate / len(pubs) / int(time.Second/tick)
 			next := time.Now()
+			var seq uint64
 			for time.Since(start) < dur {
-				p.publish(ctx, batch)
-				next = next.Add(per)
+				now := time.Now()
+				for range perTick {
+					r := reqs[seq%uint64(len(reqs))]
+					p.Log(&logpub.Entry{Request: r, Status: 200, BodyBytes: 5120, Start: now, End: now})
+					seq++
+				}
+				lat.logged(id, seq+1, now)
+				next = next.Add(tick)
 				if d := time.Until(next); d > 0 {
 					time.Sleep(d)
 				}
 			}
+			created[k] = seq
 		})
 	}
 	wg.Wait()
 	sendDur := time.Since(start)
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		all := true
-		for _, p := range pubs {
-			p.mu.Lock()
-			all = all && p.done >= p.next
-			p.mu.Unlock()
-		}
-		if all || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
+	sctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	var shutdownErrs []error
+	for _, p := range pubs {
+		shutdownErrs = append(shutdownErrs, p.Shutdown(sctx))
 	}
 	total := time.Since(start)
-	var created, lost uint64
-	var lat []time.Duration
+	var dropped, unacked uint64
 	for _, p := range pubs {
-		p.mu.Lock()
-		created += p.created
-		lost += p.next - p.done
-		lat = append(lat, p.lat...)
-		p.mu.Unlock()
+		st := p.Stats()
+		dropped += st.Dropped
+		unacked += uint64(st.Retained)
 	}
 	for _, l := range procs {
 		l.cmd.Process.Signal(syscall.SIGTERM)
 		<-l.done
+		out := l.out.String()
+		t.Logf("%s", strings.TrimSpace(out[strings.LastIndex(out, "spreadlogd: stopped"):]))
 	}
 	var cpuEnd syscall.Rusage
 	syscall.Getrusage(syscall.RUSAGE_CHILDREN, &cpuEnd)
+	all := created[0] + created[1]
 	cpu := time.Duration(cpuEnd.Utime.Nano()+cpuEnd.Stime.Nano()-cpuStart.Utime.Nano()-cpuStart.Stime.Nano()) / time.Duration(len(procs))
-	slices.Sort(lat)
+	lat.mu.Lock()
+	ls := slices.Clone(lat.lat)
+	lat.mu.Unlock()
+	slices.Sort(ls)
 	q := func(f float64) time.Duration {
-		if len(lat) == 0 {
+		if len(ls) == 0 {
 			return 0
 		}
-		return lat[min(len(lat)-1, int(f*float64(len(lat))))]
+		return ls[min(len(ls)-1, int(f*float64(len(ls))))]
 	}
-	t.Logf("target %d lines/s for %s: created %d lines in %s (%.0f lines/s offered), all acknowledged by both loggers after %s (%.0f lines/s sustained), unacknowledged %d",
-		rate, dur, created, sendDur.Round(time.Millisecond), float64(created)/sendDur.Seconds(), total.Round(time.Millisecond), float64(created-lost)/total.Seconds(), lost)
-	t.Logf("publish to fsynced on both loggers, per batch of %d: p50 %s p99 %s max %s; logger CPU %.2f µs/line",
-		batch, q(0.5).Round(time.Millisecond), q(0.99).Round(time.Millisecond), q(1).Round(time.Millisecond),
-		float64(cpu.Microseconds())/float64(max(created, 1)))
-	require.Zero(t, lost, "every record acknowledged by both loggers")
+	t.Logf("target %d lines/s for %s: logged %d lines in %s (%.0f lines/s offered); publishers shut down with everything acknowledged by both loggers after %s (%.0f lines/s sustained); dropped %d, unacknowledged %d",
+		rate, dur, all, sendDur.Round(time.Millisecond), float64(all)/sendDur.Seconds(), total.Round(time.Millisecond), float64(all)/total.Seconds(), dropped, unacked)
+	t.Logf("Log to fsynced on both loggers, per 5 ms burst: p50 %s p99 %s max %s (%d bursts); logger CPU %.2f µs/line",
+		q(0.5).Round(time.Millisecond), q(0.99).Round(time.Millisecond), q(1).Round(time.Millisecond), len(ls),
+		float64(cpu.Microseconds())/float64(max(all, 1)))
+	for _, err := range shutdownErrs {
+		require.NoError(t, err)
+	}
+	require.Zero(t, dropped)
 }
