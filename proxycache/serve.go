@@ -415,10 +415,9 @@ func (c *Cache) runFill(f *fill, out *http.Request, key string, old lookupResult
 		_, _ = io.Copy(io.Discard, io.LimitReader(r.Body, 64<<10))
 		r.Body.Close()
 		c.st.notModified.Add(1)
-		if m := merge304(old.m, r, reqTime, respTime); m != nil {
-			if c.store.update(key, old.m, m, startSeq) == nil {
-				f.m, f.rel, f.stored = m, old.rel, true
-			}
+		m := merge304(old.m, r, reqTime, respTime)
+		if c.store.update(key, old.m, m, startSeq) == nil {
+			f.m, f.rel, f.stored = m, old.rel, true
 		}
 		return
 	}
@@ -504,19 +503,18 @@ func newMeta(key string, req *http.Request, resp *http.Response, reqTime, respTi
 	return m
 }
 
-// merge304 applies a 304 to a stored entry (RFC 9111 §4.3.4), or returns
-// nil when the 304 names another representation.
+// merge304 applies a 304 to a stored entry (RFC 9111 §4.3.4). The 304
+// answers the conditional request made with this entry's validators, so it
+// updates this entry; the fields that describe the stored body (its
+// validator, length, encoding, range and digest) are kept.
 func merge304(old *meta, resp *http.Response, reqTime, respTime time.Time) *meta {
-	if et := resp.Header.Get("Etag"); et != "" && old.Header.Get("Etag") != "" && et != old.Header.Get("Etag") {
-		return nil
-	}
 	m := *old
 	m.Header = old.Header.Clone()
 	h := resp.Header.Clone()
 	removeHop(h)
 	for k, vs := range h {
 		switch k {
-		case "Content-Length", "Content-Encoding", "Content-Range", "Content-Md5", "Age", "Cache-Status":
+		case "Content-Length", "Content-Encoding", "Content-Range", "Content-Md5", "Etag", "Age", "Cache-Status":
 			continue
 		}
 		m.Header[k] = vs
