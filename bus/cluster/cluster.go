@@ -497,7 +497,7 @@ func (b *Bus) Shutdown(ctx context.Context) error {
 		var pending *link
 		for _, l := range b.links {
 			l.mu.Lock()
-			if len(l.win) > 0 {
+			if len(l.win) > 0 && !l.down && !l.closed {
 				pending = l
 			}
 			l.mu.Unlock()
@@ -506,8 +506,12 @@ func (b *Bus) Shutdown(ctx context.Context) error {
 		if pending == nil {
 			break
 		}
+		pending.mu.Lock()
+		space, down := pending.space, pending.downCh
+		pending.mu.Unlock()
 		select {
-		case <-pending.space:
+		case <-space:
+		case <-down:
 		case <-pending.done:
 		case <-ctx.Done():
 			errs = append(errs, ctx.Err())

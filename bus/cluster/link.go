@@ -778,6 +778,7 @@ func (b *Bus) dial(l *link, addr string) error {
 }
 
 var errPeer = errors.New("cluster: wrong peer")
+var errUnknown = errors.New("cluster: not a known member")
 var errLabel = errors.New("cluster: cluster label mismatch")
 var errKey = errors.New("cluster: encryption mismatch")
 
@@ -853,10 +854,14 @@ func (b *Bus) accept(c net.Conn) {
 	r, w := b.newRW(c)
 	fail := func(err error) {
 		c.Close()
-		if !b.isClosed() {
-			if !errors.Is(err, net.ErrClosed) && !errors.Is(err, errLinkClosed) {
-				b.stats.badFrames.Add(1)
-			}
+		switch {
+		case b.isClosed():
+		case errors.Is(err, errUnknown) || errors.Is(err, net.ErrClosed) || errors.Is(err, errLinkClosed):
+			// A peer that dials before memberlist told us about it
+			// retries; not bad input.
+			b.log.Debug("link refused", "remote", c.RemoteAddr().String(), "err", err)
+		default:
+			b.stats.badFrames.Add(1)
 			b.log.Warn("link refused", "remote", c.RemoteAddr().String(), "err", err)
 		}
 	}
@@ -882,7 +887,7 @@ func (b *Bus) accept(c net.Conn) {
 		l = b.links[theirs.From]
 		b.mu.RUnlock()
 		if l == nil {
-			err = fmt.Errorf("%w: %s is not a known member", errPeer, theirs.From)
+			err = fmt.Errorf("%w: %s", errUnknown, theirs.From)
 		}
 	}
 	if err != nil {
