@@ -134,6 +134,7 @@ type Stats struct {
 	MovesSent     uint64 // moves issued as leader
 	Failures      uint64 // backend errors
 	BadMessages   uint64 // malformed or misdirected messages ignored
+	Resends       uint64 // initial States sent again for a slow view
 }
 
 // Manager spreads virtual interfaces over the live members of one bus
@@ -181,6 +182,8 @@ type Manager struct {
 	announceAt  map[string]time.Time
 	announceN   map[string]int
 	neighbors   []netip.Addr
+	initial     *message                      // the initial State sent in this view
+	resentAt    time.Time                     // when it was last sent again
 	shared      map[bus.MemberID][]netip.Addr // neighbours shared, this view and the last
 	mature      bool
 	draining    bool
@@ -194,7 +197,9 @@ type futureMsg struct {
 }
 
 // roundWarnAfter is how long a view may wait for its members' States
-// before the Manager warns.
+// before the Manager warns and sends its own again (a member that gets a
+// repeated initial State answers with its own, so a State lost by the bus
+// is recovered).
 const roundWarnAfter = 2 * time.Second
 
 // maxFuture bounds the messages kept for views not yet installed here.
@@ -447,7 +452,9 @@ func (m *Manager) run(ctx context.Context) {
 						missing = append(missing, id)
 					}
 				}
-				m.log.Warn("still waiting for the states of members: no interface moves until they arrive or the view changes", "view", m.view.ID, "missing", missing)
+				m.log.Warn("still waiting for the states of members: sending ours again", "view", m.view.ID, "missing", missing)
+				m.resend()
+				roundWarn.Reset(roundWarnAfter)
 			}
 		case <-m.drainReq:
 			if !m.draining {
@@ -520,6 +527,7 @@ func (m *Manager) onView(ctx context.Context, v *bus.View) {
 	m.complete = false
 	m.table = nil
 	m.bufMoves = nil
+	m.resentAt = time.Time{}
 	m.count(func(s *Stats) { s.Views++ })
 	m.log.Debug("view", "view", v.String())
 	m.sendState(true)
@@ -562,10 +570,18 @@ func (m *Manager) handle(ctx context.Context, sender bus.MemberID, msg *message)
 	case kindState:
 		st := *msg.State
 		st.Member = sender
-		if _, ok := m.round[sender]; msg.Initial && !ok {
+		if _, ok := m.round[sender]; msg.Initial && ok {
+			// Sent again: the sender still misses States of this view.
+			if sender != m.self && time.Since(m.resentAt) >= roundWarnAfter/2 {
+				m.resend()
+			}
+			return
+		}
+		if msg.Initial {
 			m.round[sender] = st
 		}
 		m.latest[sender] = st
+		m.log.Debug("state", "from", sender, "initial", msg.Initial, "holdings", len(st.Holdings), "round", len(m.round), "of", len(m.view.Members))
 		if len(st.Neighbors) > 0 {
 			m.shared[sender] = st.Neighbors
 		}
@@ -605,6 +621,7 @@ func (m *Manager) applyMoves(moves []Move) {
 
 func (m *Manager) completeRound(ctx context.Context) {
 	a := Plan(m.view.Members, m.names, slices.Collect(maps.Values(m.round)))
+	m.log.Debug("plan", "view", m.view.ID, "owners", a.Owners, "conflicts", len(a.Conflicts))
 	m.table = a.Owners
 	m.complete = true
 	if !slices.Contains(a.Eligible, m.self) && m.mature && !m.draining {
@@ -677,7 +694,23 @@ func (m *Manager) sendState(initial bool) {
 		return
 	}
 	s := m.state()
-	m.enqueue(&message{Kind: kindState, View: m.view.ID, Initial: initial, State: &s})
+	msg := &message{Kind: kindState, View: m.view.ID, Initial: initial, State: &s}
+	if initial {
+		m.initial = msg
+	}
+	m.enqueue(msg)
+}
+
+// resend sends this view's initial State again, then the current one.
+func (m *Manager) resend() {
+	if m.initial == nil || m.view == nil || m.initial.View != m.view.ID {
+		return
+	}
+	m.resentAt = time.Now()
+	m.count(func(s *Stats) { s.Resends++ })
+	again := *m.initial
+	m.enqueue(&again)
+	m.sendState(false)
 }
 
 // confirmed reports whether owner announced, in this view, that it holds vif.

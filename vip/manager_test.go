@@ -515,3 +515,55 @@ func TestManagerWarnsAboutSilentMembers(t *testing.T) {
 		assert.True(t, converged(net, vifs, "a"), "what is held stays held")
 	})
 }
+
+// lossyGroup drops the first drop messages from one sender, as a faulty
+// bus might.
+type lossyGroup struct {
+	bus.Group
+	from bus.MemberID
+	mu   sync.Mutex
+	drop int
+}
+
+func (l *lossyGroup) Recv(ctx context.Context) (bus.Event, error) {
+	for {
+		ev, err := l.Group.Recv(ctx)
+		if m, ok := ev.(*bus.Message); ok && m.Sender == l.from {
+			l.mu.Lock()
+			drop := l.drop > 0
+			l.drop--
+			l.mu.Unlock()
+			if drop {
+				continue
+			}
+		}
+		return ev, err
+	}
+}
+
+func TestManagerRecoversLostState(t *testing.T) {
+	leakcheck.Check(t)
+	synctest.Test(t, func(t *testing.T) {
+		hub := inproc.New(inproc.Config{})
+		defer hub.Close()
+		net := newFakeNet()
+		vifs := testVIFs(4)
+		a := startNode(t, hub, net, "a", vifs, Config{})
+		settle(t, 5*time.Second, func() bool { return converged(net, vifs, "a") })
+		// b never sees a's first message (its initial State for the view
+		// with b).
+		bb, err := hub.NewMember("b")
+		require.NoError(t, err)
+		g, err := bb.Join(t.Context(), "vip")
+		require.NoError(t, err)
+		lossy := &lossyGroup{Group: g, from: a.bus.Self(), drop: 1}
+		m, err := New(lossy, vifs, &fakeBackend{net: net, name: "b", announced: map[string]int{}}, Config{Mature: -1, Logger: discard()})
+		require.NoError(t, err)
+		defer m.Close()
+		settle(t, 15*time.Second, func() bool {
+			return len(m.Owners()) == len(vifs) && converged(net, vifs, "a", "b") && balanced(net, "a", "b")
+		})
+		assert.Positive(t, m.Stats().Resends)
+		assert.Positive(t, a.m.Stats().Resends, "a answered b's repeated State with its own")
+	})
+}

@@ -72,6 +72,9 @@ func (p *procLab) start(host string) {
 		args = append(args, "-vif", "eth0:"+v)
 	}
 	args = append(args, p.extra...)
+	if os.Getenv("WACKAMOLE_TEST_LOGS") != "" {
+		args = append(args, "-debug")
+	}
 	cmd := exec.Command("ip", args...)
 	cmd.Env = append(os.Environ(), daemonEnv+"=1")
 	out := &syncBuffer{}

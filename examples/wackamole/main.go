@@ -64,12 +64,17 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	lifetime := fs.Duration("lifetime", 0, "address lifetime refreshed while alive (dead-man switch; 0: permanent)")
 	dryRun := fs.Bool("dry-run", false, "log address changes instead of making them")
 	single := fs.Bool("single", false, "run alone on an in-process bus")
+	debug := fs.Bool("debug", false, "log at debug level")
 	statsEvery := fs.Duration("stats-interval", 0, "log a stats snapshot this often (0: never)")
 	shutdownTimeout := fs.Duration("shutdown-timeout", 5*time.Second, "bound on the graceful hand-over at exit")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	log := slog.New(slog.NewTextHandler(out, nil))
+	level := slog.LevelInfo
+	if *debug {
+		level = slog.LevelDebug
+	}
+	log := slog.New(slog.NewTextHandler(out, &slog.HandlerOptions{Level: level}))
 
 	conf := &vip.ConfFile{}
 	if *confPath != "" {
