@@ -97,11 +97,69 @@
 // sides, since neither knows what the other purged). That trades hit ratio
 // after a heal for the rule that purged content is never served again.
 //
+// # Write-through pages
+//
+// PageCache is the news site's page cache: a page is served from
+// <dir>/<key> (items/12345.html) while that file exists; otherwise its
+// Generator runs once however many requests wait (in its own goroutine,
+// bounded by PageConfig.GenerateTimeout, not by the first client), the page
+// is written through a temporary file and a rename, and served.
+// Invalidate(key) and InvalidateAll remove pages, over the bus with
+// PageConfig.Bus, under the same sequence rule: a generation that began
+// before an invalidation of its key is discarded and run again. A member
+// that joins a running group or sees a merge view invalidates all its
+// pages. The application cache for database reads, on groupcache, is the
+// subpackage appcache.
+//
+// Purger (NewPurger) sends purges to the Caches of a group without caching
+// anything: examples/purge is the command-line client.
+//
+// # Statistics
+//
+// Stats returns a snapshot: hits, misses, stale answers, revalidations and
+// 304s, fills, stored fills, coalesced waits, fill errors, purges and purged
+// objects, evictions, bytes served and filled, refused requests, and the
+// store's objects and bytes. PageCache.Stats does the same for pages.
+//
 // # Concurrency
 //
 // Cache is safe for concurrent use. Request paths never block on the bus;
 // purge calls block until applied (bounded by their ctx). Close cancels fills
 // and waits for every goroutine; Shutdown first lets fills under way finish.
+//
+// # Performance
+//
+// Measured on the 2-core shared development machine (load average near
+// 20 while measuring, so requests/s swing widely; CPU time per request is
+// the steadier figure). proxycache/scripts/bench.sh runs wrk (1 thread, 8
+// connections, CPU 1) against proxycache, nginx 1.22 proxy_cache (sendfile
+// on, tcp_nopush off, one worker) and http.FileServer serving proxycache's
+// stored files, servers on CPU 0 (Go with GOMAXPROCS=1), and reports the
+// medians of RUNS runs:
+//
+//	RUNS=3 DURATION=4s proxycache/scripts/bench.sh
+//
+//	size     server      CPU µs/request   requests/s (noisy)
+//	10 KiB   proxycache  67–104            1.9k–3.6k
+//	10 KiB   nginx       64–86             0.5k–1.0k
+//	10 KiB   FileServer  111–168           1.0k–1.6k
+//	1 MiB    proxycache  337–400           42–134
+//	1 MiB    nginx       57–65             277–706
+//	1 MiB    FileServer  387–460           25–94
+//
+// At 10 KiB a hit costs 0.83–0.96× nginx's CPU time and 0.6× FileServer's
+// (hot small bodies are served from memory after one stat of the file). At
+// 1 MiB both Go servers spend about 6× nginx's CPU per request in the same
+// sendfile(2) call (one call per response, seen with strace), so the 1 MiB
+// target (0.95× nginx) is not met here; FileServer has the same cost.
+//
+// Other figures, from go test benchmarks:
+//
+//	go test ./proxycache -run '^$' -bench CollapsedMiss
+//	    500 concurrent misses on one key: 1.000 origin fetch per batch
+//	go test ./internal/bench/proxycache -run '^$' -bench ClusterPurge -benchtime 2000x -count 3
+//	    purge across 3 members over bus/cluster on loopback, call to applied
+//	    everywhere (PurgeWaitAll): p50 150–170 µs, p99 1.5–12 ms
 //
 // # Testing
 //
