@@ -278,7 +278,7 @@ func TestApacheDifferential(t *testing.T) {
 		exchange(t, apacheAddr, raw)
 		exchange(t, ln.Addr().String(), raw)
 		want := strings.Count(raw, " HTTP/1.")
-		deadline := time.Now().Add(5 * time.Second)
+		deadline := time.Now().Add(30 * time.Second)
 		for len(readLines(t, logs[len(logs)-1])) < before+want && time.Now().Before(deadline) {
 			time.Sleep(5 * time.Millisecond)
 		}
