@@ -61,8 +61,11 @@
 // exactly once. A starting Logger, and one that sees members join its
 // group, sends an AckSync so that publishers retransmit what it lacks. A
 // stream with a hole (a record missing below others held) gets an ack with
-// Resend; a hole still unfilled after GapTimeout (10 s) is given up and
-// counted (Stats.Forgotten). Pipes are outside this promise.
+// Resend, repeated every GapTimeout/4; a logger never acknowledges past a
+// hole (a hole older than GapTimeout is logged and counted in Stats.Holes).
+// The latest ack of every stream active in the last AckRecent (30 s) is
+// repeated every AckRepeat (1 s), so an ack lost while the bus reconfigures
+// does not stall a publisher. Pipes are outside this promise.
 //
 // # Monitors
 //

@@ -27,9 +27,11 @@ type Config struct {
 	// FsyncInterval is how often the logger commits its files and
 	// acknowledges. Zero means 100 ms.
 	FsyncInterval time.Duration
-	// GapTimeout is how long a hole in a stream may stay unfilled after the
-	// logger asked for a retransmission before it gives the missing records
-	// up (Stats.Forgotten) and acknowledges past them. Zero means 10 s.
+	// GapTimeout paces the handling of a hole in a stream (records missing
+	// below others held): the logger asks for a retransmission at once and
+	// then every GapTimeout/4, and a hole older than GapTimeout is logged
+	// and counted in Stats.Holes. A logger never acknowledges past a hole.
+	// Zero means 10 s.
 	GapTimeout time.Duration
 	// AckRepeat is how often the logger repeats its latest acknowledgement
 	// of every stream that received records within AckRecent, so that an
@@ -53,6 +55,7 @@ type Stats struct {
 	AckErrors   uint64 // ack messages that could not be sent
 	Resends     uint64 // retransmissions asked for
 	Syncs       uint64 // acks with AckSync sent
+	Holes       int    // streams with records missing for longer than GapTimeout
 }
 
 // Logger subscribes to log groups on a bus and writes their records to a
@@ -96,9 +99,10 @@ type recentAck struct {
 }
 
 type gapState struct {
-	next  uint64
-	since time.Time // when the gap at next was first seen
-	asked time.Time // when a retransmission was last asked for
+	next   uint64
+	since  time.Time // when the gap at next was first seen
+	asked  time.Time // when a retransmission was last asked for
+	warned bool
 }
 
 // New opens the Store, joins every group and its ack group on b and starts
@@ -322,15 +326,19 @@ func (l *Logger) commit(ctx context.Context) error {
 			}
 		}
 	}
+	stale := 0
 	for k, g := range l.gaps {
 		if now.Sub(g.since) < l.cfg.GapTimeout {
 			continue
 		}
-		p := l.store.Skip(k.group, k.publisher, k.epoch)
-		l.log.Warn("gave up missing records", "group", k.group, "publisher", k.publisher, "epoch", k.epoch, "from", g.next, "to", p.Next)
-		delete(l.gaps, k)
-		byGroup[k.group] = append(byGroup[k.group], logwire.AckEntry{Publisher: k.publisher, Epoch: k.epoch, Next: p.Next})
+		stale++
+		if !g.warned {
+			g.warned = true
+			l.gaps[k] = g
+			l.log.Warn("records still missing; asking for them again", "group", k.group, "publisher", k.publisher, "epoch", k.epoch, "from", g.next, "since", g.since)
+		}
 	}
+	l.stats.Holes = stale
 	var syncs []*loggerGroup
 	for _, lg := range l.groups {
 		if lg.sync {

@@ -91,7 +91,7 @@ type StoreStats struct {
 	Bytes      uint64 // bytes written, newlines included
 	Commits    uint64 // commits (fsync + state file)
 	Truncated  int64  // bytes cut from files on open (written after the last commit)
-	Forgotten  uint64 // sequence numbers declared seen: to bound memory, or holes given up by Skip
+	Forgotten  uint64 // sequence numbers declared seen: to bound memory (MaxRanges), or by Skip
 	PipeErrors uint64 // failed writes to pipes (the command is restarted)
 	Files      int    // files open
 }
@@ -464,8 +464,9 @@ func (e *epochState) position(k epochKey) Position {
 
 // Skip gives up the records of a stream below its lowest held record
 // above Next: they are counted in Stats.Forgotten and, if they arrive
-// later, dropped as duplicates. A logger skips a hole that retransmission
-// did not fill (the publisher no longer has the records).
+// later, dropped as duplicates. It is an operator's decision (the Logger
+// never skips): after it, acknowledgements cover records this Store does
+// not hold.
 func (s *Store) Skip(group, publisher string, epoch uint64) Position {
 	s.mu.Lock()
 	defer s.mu.Unlock()
