@@ -144,7 +144,7 @@ func startApache(tb testing.TB, root string, formats []string) (int, []string) {
 		_ = cmd.Process.Kill()
 		_ = cmd.Wait()
 	})
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(60 * time.Second)
 	for {
 		c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
 		if err == nil {
@@ -203,10 +203,10 @@ func goSite(root string) http.Handler {
 // exchange sends raw to addr and reads until the server closes.
 func exchange(tb testing.TB, addr, raw string) {
 	tb.Helper()
-	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	c, err := net.DialTimeout("tcp", addr, 30*time.Second)
 	require.NoError(tb, err)
 	defer c.Close()
-	require.NoError(tb, c.SetDeadline(time.Now().Add(10*time.Second)))
+	require.NoError(tb, c.SetDeadline(time.Now().Add(30*time.Second)))
 	_, err = io.WriteString(c, raw)
 	require.NoError(tb, err)
 	_, err = io.Copy(io.Discard, bufio.NewReader(c))
