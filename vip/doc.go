@@ -47,6 +47,11 @@
 // once that member announced it holds it: on Shutdown the receiver
 // acquires, then the giver releases.
 //
+// A view whose States are not all in after 2 s is logged with the missing
+// members, and this member sends its initial State again; a member that
+// receives a repeated initial State answers with its own, so a State lost
+// by the bus is recovered. Until every State is in, nothing moves.
+//
 // # Linux
 //
 // NewNetlink adds each address as a /32 or /128 (removing one never takes
