@@ -45,6 +45,11 @@ type Config struct {
 	Logger *slog.Logger
 }
 
+// ackSendTimeout bounds the Send of one ack message, so that a publisher
+// the bus cannot reach never holds up the next fsync; a lost ack is
+// repeated (Config.AckRepeat).
+const ackSendTimeout = 2 * time.Second
+
 // Stats is a snapshot of a Logger's counters.
 type Stats struct {
 	StoreStats
@@ -373,7 +378,9 @@ func (l *Logger) commit(ctx context.Context) error {
 			n := min(len(es), 4096)
 			msg := logwire.AppendAck(nil, &logwire.Ack{Logger: l.cfg.Name, Flags: flags, Entries: es[:n]})
 			es = es[n:]
-			err := l.b.Send(ctx, lg.ack, bus.FIFO, msg)
+			sctx, cancel := context.WithTimeout(ctx, ackSendTimeout)
+			err := l.b.Send(sctx, lg.ack, bus.FIFO, msg)
+			cancel()
 			l.mu.Lock()
 			if err != nil {
 				l.stats.AckErrors++
