@@ -67,12 +67,14 @@ func BenchmarkIndex(b *testing.B) {
 		x := tr.fill(&now)
 		b.ReportAllocs()
 		i, off := 0, base.UnixMilli()
+		cpu0 := processCPU()
 		for b.Loop() {
 			x.Hit(tr.users[tr.u[i]], tr.urls[tr.p[i]], time.UnixMilli(off+tr.dt[i]))
 			if i++; i == len(tr.u) {
 				i, off = 0, off+tr.span
 			}
 		}
+		reportCPU(b, cpu0)
 		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "hits/s")
 	})
 	b.Run("HitBytes", func(b *testing.B) {
@@ -88,12 +90,14 @@ func BenchmarkIndex(b *testing.B) {
 		}
 		b.ReportAllocs()
 		i, off := 0, base.UnixMilli()
+		cpu0 := processCPU()
 		for b.Loop() {
 			x.HitBytes(ub[tr.u[i]], pb[tr.p[i]], off+tr.dt[i])
 			if i++; i == len(tr.u) {
 				i, off = 0, off+tr.span
 			}
 		}
+		reportCPU(b, cpu0)
 		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "hits/s")
 	})
 	b.Run("HitExpire", func(b *testing.B) {
@@ -103,6 +107,7 @@ func BenchmarkIndex(b *testing.B) {
 		x := tr.fill(&now)
 		b.ReportAllocs()
 		i, off := 0, base.UnixMilli()
+		cpu0 := processCPU()
 		for b.Loop() {
 			ms := off + tr.dt[i]*400
 			x.Hit(tr.users[tr.u[i]], tr.urls[tr.p[i]], time.UnixMilli(ms))
@@ -114,15 +119,18 @@ func BenchmarkIndex(b *testing.B) {
 				i, off = 0, off+tr.span*400
 			}
 		}
+		reportCPU(b, cpu0)
 		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "hits/s")
 	})
 	b.Run("Count", func(b *testing.B) {
 		now := base
 		x := tr.fill(&now)
 		n := 0
+		cpu0 := processCPU()
 		for b.Loop() {
 			n += x.Count()
 		}
+		reportCPU(b, cpu0)
 		if n == 0 {
 			b.Fatal("no users")
 		}
@@ -134,12 +142,14 @@ func BenchmarkIndex(b *testing.B) {
 		b.ReportAllocs()
 		i := 0
 		var buf []Visit
+		cpu0 := processCPU()
 		for b.Loop() {
 			buf = x.AppendOnURL(buf[:0], tr.urls[tr.p[i]], 30)
 			if i++; i == len(tr.p) {
 				i = 0
 			}
 		}
+		reportCPU(b, cpu0)
 		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "queries/s")
 	})
 	b.Run("OnURL30Alloc", func(b *testing.B) {
@@ -147,12 +157,14 @@ func BenchmarkIndex(b *testing.B) {
 		x := tr.fill(&now)
 		b.ReportAllocs()
 		i := 0
+		cpu0 := processCPU()
 		for b.Loop() {
 			_ = x.OnURL(tr.urls[tr.p[i]], 30)
 			if i++; i == len(tr.p) {
 				i = 0
 			}
 		}
+		reportCPU(b, cpu0)
 		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "queries/s")
 	})
 }

@@ -176,15 +176,25 @@ func (x *Index) hitBytes(user, url []byte, ms int64) bool {
 			x.st.OutOfOrder++
 			return false
 		}
-		if ul := r.url; ul.name == string(url) {
-			x.move(r, ul, ul.name, ms)
-		} else {
-			x.move(r, x.urls[string(url)], string(url), ms)
+		ul := r.url
+		if ul.name != string(url) {
+			ul = x.urls[string(url)]
 		}
+		x.move(r, ul, urlName(ul, url), ms)
 		return true
 	}
-	x.add(string(user), x.urls[string(url)], string(url), ms)
+	ul := x.urls[string(url)]
+	x.add(string(user), ul, urlName(ul, url), ms)
 	return true
+}
+
+// urlName returns the name of ul, or url as a new string when ul is nil,
+// so that a known URL costs no allocation.
+func urlName(ul *urlList, url []byte) string {
+	if ul != nil {
+		return ul.name
+	}
+	return string(url)
 }
 
 // move relinks an existing user at (url, ms); ul is the URL's list if it

@@ -106,6 +106,7 @@ func BenchmarkHit(b *testing.B) {
 			x := fill(v, tr, &now)
 			b.ReportAllocs()
 			i, off := 0, now.UnixMilli()
+			cpu0 := processCPU()
 			for b.Loop() {
 				ms := off + tr.dt[i]
 				x.Hit(tr.users[tr.u[i]], tr.urls[tr.p[i]], time.UnixMilli(ms))
@@ -117,6 +118,7 @@ func BenchmarkHit(b *testing.B) {
 					i, off = 0, off+tr.span
 				}
 			}
+			reportCPU(b, cpu0)
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "hits/s")
 			if x.Count() < benchUsers/2 {
 				b.Fatalf("%d users online", x.Count())
@@ -135,12 +137,14 @@ func BenchmarkOnURL30(b *testing.B) {
 			x := fill(v, tr, &now)
 			b.ReportAllocs()
 			i, n := 0, 0
+			cpu0 := processCPU()
 			for b.Loop() {
 				n += v.query(x, tr.urls[tr.p[i]])
 				if i++; i == len(tr.p) {
 					i = 0
 				}
 			}
+			reportCPU(b, cpu0)
 			if n == 0 {
 				b.Fatal("no results")
 			}

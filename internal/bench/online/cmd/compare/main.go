@@ -62,7 +62,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	fs.IntVar(&o.rounds, "rounds", 3, "interleaved rounds; the table shows medians")
 	fs.DurationVar(&o.dur, "duration", 4*time.Second, "duration of each test")
 	fs.IntVar(&o.mixedRate, "mixed-rate", 5000, "hits/s of the mixed test")
-	fs.IntVar(&o.mixedConns, "mixed-conns", 16, "client connections of the mixed test: a quarter send HITs, the rest queries")
+	fs.IntVar(&o.mixedConns, "mixed-conns", 8, "client connections of the mixed test: a quarter send HITs, the rest queries")
 	fs.IntVar(&o.mixedQueryRate, "mixed-query-rate", 15000, "users-on-URL queries/s offered in the mixed test")
 	if err := fs.Parse(args); err != nil {
 		return err
