@@ -70,7 +70,7 @@ func TestPageCacheWriteThrough(t *testing.T) {
 	for i := range bodies {
 		wg.Go(func() { bodies[i] = do(t, p, "GET", "/items/12345.html").body })
 	}
-	require.Eventually(t, func() bool { return p.Stats().Coalesced == 49 }, 10*time.Second, time.Millisecond)
+	require.Eventually(t, func() bool { return p.Stats().Coalesced == 49 }, time.Minute, time.Millisecond)
 	close(a.gate)
 	wg.Wait()
 	for _, b := range bodies {
