@@ -281,7 +281,7 @@ func TestLinkStalled(t *testing.T) {
 func TestMemberlistPacketFaults(t *testing.T) {
 	leakcheck.Check(t)
 	bs := startN(t, 4, func(i int, c *Config) {
-		c.Memberlist = withFaultTransport(t, uint64(i), 0.05, 0.05, 0.2)
+		c.Memberlist = withFaultTransport(t, uint64(i), 0.02, 0.05, 0.2)
 	})
 	gs := joinAll(t, bs, "g")
 	rs := make([]*recorder, len(gs))

@@ -30,9 +30,9 @@ func testLogger() *slog.Logger {
 func testConfig(i int) Config {
 	cfg := LANConfig()
 	cfg.BindAddr = fmt.Sprintf("127.0.0.%d", 1+i%250)
-	cfg.ProbeInterval = 500 * time.Millisecond
-	cfg.ProbeTimeout = 400 * time.Millisecond
-	cfg.SuspicionMult = 4
+	cfg.ProbeInterval = time.Second
+	cfg.ProbeTimeout = 800 * time.Millisecond
+	cfg.SuspicionMult = 5
 	cfg.Logger = testLogger()
 	return cfg
 }

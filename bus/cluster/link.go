@@ -259,11 +259,13 @@ func (l *link) send(ctx context.Context, typ byte, body []byte) (uint64, error) 
 // peer's credit.
 func (l *link) sendGroup(ctx context.Context, typ byte, body []byte, group string) (uint64, error) {
 	l.mu.Lock()
-	if l.down {
+	if l.down && typ == fData {
+		// Data for a member declared dead is dropped; control frames
+		// (credit above all) wait in the window in case it comes back.
 		l.mu.Unlock()
 		return 0, nil
 	}
-	for ctx != nil && !l.closed && l.full(len(body)) {
+	for ctx != nil && !l.closed && !l.down && l.full(len(body)) {
 		ch := l.space
 		l.mu.Unlock()
 		select {
