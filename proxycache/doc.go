@@ -23,7 +23,8 @@
 //
 // GET and HEAD are served from the cache; every other method is forwarded
 // (httputil.ReverseProxy) and a successful unsafe request invalidates its
-// target and the URLs in its Location and Content-Location fields.
+// target and the URLs in its Location and Content-Location fields (at once
+// here, and on the other members through the bus, without waiting).
 // Implemented: freshness from s-maxage, max-age, Expires and, for the
 // heuristically cacheable statuses, 10% of the time since Last-Modified;
 // current age per RFC 9111 §4.2.3 with the Age field; validation with

@@ -267,11 +267,17 @@ func (c *Cache) afterPass(resp *http.Response) error {
 	return nil
 }
 
+// invalidate removes the entry for u at once and, with a bus, tells the
+// other members without waiting (request paths never block on the bus).
 func (c *Cache) invalidate(o *origin, u *url.URL) {
-	if n := c.store.purgeKey(o.host + requestURI(u)); n > 0 {
+	t := purgeTarget{kind: purgeURL, host: o.host, path: requestURI(u)}
+	if n := c.store.purgeKey(t.host + t.path); n > 0 {
 		c.st.purgedObjects.Add(uint64(n))
 	}
 	c.st.purges.Add(1)
+	if c.cl != nil {
+		c.cl.announce(t)
+	}
 }
 
 func safeMethod(m string) bool {

@@ -249,6 +249,7 @@ type cluster struct {
 	stop    context.CancelFunc
 	wg      sync.WaitGroup
 	acks    chan *wireMsg
+	notes   chan purgeTarget // purges announced without waiting
 	mu      sync.Mutex
 	view    *bus.View
 	next    uint64
@@ -286,9 +287,10 @@ func startCluster(b bus.Bus, group string, waitAll bool, log *slog.Logger,
 		return nil, fmt.Errorf("proxycache: join %s: %w", group, err)
 	}
 	cl := &cluster{b: b, g: g, self: b.Self(), log: log, waitAll: waitAll, apply: apply, held: held, serves: serves, ctx: ctx, stop: stop,
-		acks: make(chan *wireMsg, 1024), waits: make(map[uint64]*purgeWait)}
+		acks: make(chan *wireMsg, 1024), notes: make(chan purgeTarget, 1024), waits: make(map[uint64]*purgeWait)}
 	cl.wg.Go(cl.recvLoop)
 	cl.wg.Go(cl.ackLoop)
+	cl.wg.Go(cl.announceLoop)
 	return cl, nil
 }
 
@@ -419,6 +421,35 @@ func (cl *cluster) done(id uint64, from bus.MemberID) {
 	if w := cl.waits[id]; w != nil {
 		delete(w.need, from)
 		w.check()
+	}
+}
+
+// announce sends t to the group in the background; when the queue is full
+// the announcement is dropped (and logged): the local entry is gone
+// already, and the others' copies expire by their own freshness.
+func (cl *cluster) announce(t purgeTarget) {
+	select {
+	case cl.notes <- t:
+	default:
+		cl.log.Warn("invalidation not announced: queue full", "host", t.host, "path", t.path)
+	}
+}
+
+func (cl *cluster) announceLoop() {
+	for {
+		select {
+		case <-cl.ctx.Done():
+			return
+		case t := <-cl.notes:
+			cl.mu.Lock()
+			cl.next++
+			id := cl.next
+			cl.mu.Unlock()
+			msg := &wireMsg{typ: msgPurge, id: id, t: t}
+			if err := cl.g.Send(cl.ctx, bus.FIFO, msg.encode()); err != nil && cl.ctx.Err() == nil {
+				cl.log.Warn("invalidation not announced", "err", err)
+			}
+		}
 	}
 }
 

@@ -309,3 +309,31 @@ func TestPurgerReachesEveryCache(t *testing.T) {
 		require.NoError(t, hub.Close())
 	})
 }
+
+func TestUnsafeMethodInvalidatesClusterWide(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		hub := inproc.New(inproc.Config{})
+		var n atomic.Int64
+		origin := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			i := n.Add(1)
+			if r.Method == http.MethodPut {
+				w.WriteHeader(http.StatusNoContent)
+				return
+			}
+			w.Header().Set("Cache-Control", "max-age=600")
+			fmt.Fprintf(w, "v%d", i)
+		})
+		a := startMember(t, hub, "a", t.TempDir(), origin)
+		b := startMember(t, hub, "b", t.TempDir(), origin)
+		synctest.Wait()
+		do(t, a.c, "GET", "/doc")
+		do(t, b.c, "GET", "/doc")
+		assert.Contains(t, do(t, b.c, "GET", "/doc").header.Get("Cache-Status"), "hit")
+		assert.Equal(t, http.StatusNoContent, do(t, a.c, "PUT", "/doc").code)
+		synctest.Wait()
+		assert.Equal(t, "v4", do(t, b.c, "GET", "/doc").body, "b dropped its copy too")
+		a.stop(t)
+		b.stop(t)
+		require.NoError(t, hub.Close())
+	})
+}
