@@ -296,7 +296,7 @@ Log {
 				default:
 				}
 				pubMu.RLock()
-				p.publish(ctx, 50)
+				p.publish(ctx, 40)
 				pubMu.RUnlock()
 				time.Sleep(5 * time.Millisecond)
 			}
@@ -330,7 +330,11 @@ Log {
 	created := len(pubs[0].created) + len(pubs[1].created)
 	deadline := time.Now().Add(120 * time.Second)
 	for pubs[0].pending()+pubs[1].pending() > 0 {
-		require.True(t, time.Now().Before(deadline), "records never acknowledged: %d of %d", pubs[0].pending()+pubs[1].pending(), created)
+		if time.Now().After(deadline) {
+			out := l.out.String()
+			t.Fatalf("records never acknowledged: %d of %d (web1 %d, web2 %d); rerun with SPREADLOGD_CHILD_LOG=file for the logger's log; its output:\n%s",
+				pubs[0].pending()+pubs[1].pending(), created, pubs[0].pending(), pubs[1].pending(), out[max(0, len(out)-2000):])
+		}
 		time.Sleep(50 * time.Millisecond)
 	}
 	require.NoError(t, l.cmd.Process.Signal(syscall.SIGTERM))
