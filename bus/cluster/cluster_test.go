@@ -88,6 +88,22 @@ func TestFIFOThreeMembers(t *testing.T) {
 	checkFIFO(t, gs, 3*n)
 	wg.Wait()
 	for _, b := range bs {
-		require.NoError(t, b.Close())
+		st := b.Stats()
+		assert.Equal(t, 3, st.Members)
+		assert.Equal(t, bs[0].Self(), st.Coordinator)
+		assert.Equal(t, 1, st.Joined)
+		assert.Equal(t, uint64(n), st.Levels[bus.FIFO].Sent)
+		assert.Equal(t, uint64(3*n), st.Levels[bus.FIFO].Delivered)
+		assert.Zero(t, st.BadFrames)
+		require.Len(t, st.Links, 2)
+		for _, l := range st.Links {
+			assert.True(t, l.Connected, "link to %s", l.Peer)
+		}
 	}
+	for _, b := range bs {
+		require.NoError(t, b.Close())
+		require.NoError(t, b.Close(), "second Close")
+	}
+	_, err := bs[0].Join(t.Context(), "h")
+	assert.ErrorIs(t, err, bus.ErrClosed)
 }
