@@ -77,3 +77,57 @@ func TestWithLogpubPublisher(t *testing.T) {
 		assert.Len(t, count, n)
 	})
 }
+
+// TestLogpubRestartReplaysJournal closes a logpub Publisher before loggers
+// acknowledged its records and starts it again on the same journal: it
+// replays under the old epoch, the Logger drops what it already holds, and
+// every request is in the file exactly once.
+func TestLogpubRestartReplaysJournal(t *testing.T) {
+	leakcheck.Check(t)
+	synctest.Test(t, func(t *testing.T) {
+		ctx := t.Context()
+		dir := t.TempDir()
+		hub := inproc.New(inproc.Config{Logger: quiet})
+		defer hub.Close()
+		lb, err := hub.NewMember("logger-a")
+		require.NoError(t, err)
+		l, err := New(ctx, lb, []string{"www"}, []Output{{File: filepath.Join(dir, "access_log")}},
+			Config{Name: "logger-a", Store: StoreConfig{StateFile: filepath.Join(dir, "state")}, Logger: quiet})
+		require.NoError(t, err)
+		pcfg := logpub.Config{ID: "web1", Dir: filepath.Join(dir, "journal"), Logger: quiet}
+		logN := func(p *logpub.Publisher, from, to int) {
+			for i := from; i < to; i++ {
+				now := time.Now()
+				p.Log(&logpub.Entry{Request: httptest.NewRequest("GET", fmt.Sprintf("/r/%d", i), nil), Status: 200, Start: now, End: now})
+			}
+		}
+		pb, err := hub.NewMember("web1")
+		require.NoError(t, err)
+		p, err := logpub.New(pb, "www", pcfg)
+		require.NoError(t, err)
+		logN(p, 0, 1000)
+		time.Sleep(30 * time.Millisecond) // some batches sent, few acknowledged
+		require.NoError(t, p.Close())
+		hub.Crash(pb)
+
+		pb, err = hub.NewMember("web1")
+		require.NoError(t, err)
+		p, err = logpub.New(pb, "www", pcfg)
+		require.NoError(t, err)
+		logN(p, 1000, 2000)
+		require.NoError(t, p.Shutdown(ctx))
+		require.NoError(t, l.Shutdown(ctx))
+		t.Logf("publisher after restart: %+v; logger: %d records, %d duplicates", p.Stats(), l.Stats().Records, l.Stats().Duplicates)
+
+		data, err := os.ReadFile(filepath.Join(dir, "access_log"))
+		require.NoError(t, err)
+		count := map[string]int{}
+		for _, line := range strings.Split(strings.TrimSuffix(string(data), "\n"), "\n") {
+			count[strings.Fields(line)[6]]++
+		}
+		for i := range 2000 {
+			assert.Equal(t, 1, count[fmt.Sprintf("/r/%d", i)], "/r/%d", i)
+		}
+		assert.Len(t, count, 2000)
+	})
+}
