@@ -188,7 +188,10 @@ type demo struct {
 	purged bool
 	kill   *killState
 
-	lastOwners map[string]string // VIF to owner name when the load ended
+	lastOwners  map[string]string // VIF to owner name when the load ended
+	loghostAddr string
+	startup     time.Duration // from the first bus to every VIP owned
+	prevOK      uint64        // load.ok at the previous frame
 }
 
 // killState follows the recovery from a kill.
@@ -258,9 +261,15 @@ func run(ctx context.Context, args []string, out io.Writer) (err error) {
 	fmt.Fprintf(out, "peerscale demo: starting %d web members and a logger on bus %s; files in %s\n", opt.members, opt.busKind, d.dir)
 	startCtx, cancelStart := context.WithTimeout(ctx, opt.startupTimeout)
 	defer cancelStart()
+	t0 := time.Now()
 	if err := d.build(startCtx, &stack); err != nil {
+		if ctx.Err() != nil {
+			fmt.Fprintln(out, "peerscale demo: interrupted while starting, shutting down")
+			return shutdown()
+		}
 		return errors.Join(err, shutdown())
 	}
+	d.startup = time.Since(t0)
 
 	// The load generator and the chatter run until the end.
 	loadCtx, stopLoad := context.WithCancel(context.Background())
@@ -326,7 +335,7 @@ func (d *demo) build(ctx context.Context, stack *[]func(context.Context) error) 
 		*stack = append(*stack, func(context.Context) error { return ignoreClosed(m.bus.Close()) })
 		d.members = append(d.members, m)
 	}
-	if d.loghost, _, err = d.net.newMember("loghost", opt.members); err != nil {
+	if d.loghost, d.loghostAddr, err = d.net.newMember("loghost", opt.members); err != nil {
 		return err
 	}
 	*stack = append(*stack, func(context.Context) error { return ignoreClosed(d.loghost.Close()) })

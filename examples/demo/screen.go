@@ -34,6 +34,7 @@ func (d *demo) render() {
 		}
 		fmt.Fprintf(&b, "  %-6s bus %-21s http %-21s %s\n", m.name, m.busAddr, m.httpAddr, view)
 	}
+	fmt.Fprintf(&b, "  %-6s bus %-21s runs the logger (not in group %q)\n", "loghost", d.loghostAddr, chatGroup)
 
 	fmt.Fprintf(&b, "\nDELIVERY LEVELS (messages received; each member sends one per level every 0.5 s)\n  %-10s", "level")
 	for _, m := range d.members {
@@ -58,8 +59,10 @@ func (d *demo) render() {
 		st := m.cache.Stats()
 		fmt.Fprintf(&b, "  %-6s %8d %8d %8d %8d %8d\n", m.name, m.requests.Load(), st.Hits, st.Misses, st.Objects, st.Purges)
 	}
-	fmt.Fprintf(&b, "  load: %d requests, %d ok, %d errors; origin answered %d requests\n",
-		d.load.requests.Load(), d.load.ok.Load(), d.load.errors.Load(), d.origin.requests.Load())
+	ok := d.load.ok.Load()
+	fmt.Fprintf(&b, "  load: %d requests (%d/s), %d ok, %d errors; origin answered %d requests\n",
+		d.load.requests.Load(), ok-d.prevOK, ok, d.load.errors.Load(), d.origin.requests.Load())
+	d.prevOK = ok
 
 	var published, acked uint64
 	for _, m := range d.members {
@@ -128,6 +131,9 @@ func (d *demo) summary(elapsed time.Duration) {
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "\n=== summary after %v: bus %s, %d web members and a logger\n",
 		elapsed.Round(100*time.Millisecond), d.opt.busKind, len(d.members))
+	if d.startup > 0 {
+		fmt.Fprintf(&b, "startup   cluster formed and every VIP owned in %v\n", d.startup.Round(10*time.Millisecond))
+	}
 	if d.logger == nil {
 		d.out.Write(b.Bytes())
 		return
@@ -140,14 +146,18 @@ func (d *demo) summary(elapsed time.Duration) {
 		hits, misses, purges, purged = hits+st.Hits, misses+st.Misses, purges+st.Purges, purged+st.PurgedObjects
 		published += m.pub.Stats().Records
 	}
-	fmt.Fprintf(&b, "cache     hits %d, misses %d, purges applied %d (%d objects), origin requests %d\n",
-		hits, misses, purges, purged, d.origin.requests.Load())
+	ratio := 0.0
+	if hits+misses > 0 {
+		ratio = 100 * float64(hits) / float64(hits+misses)
+	}
+	fmt.Fprintf(&b, "cache     hits %d (%.0f%%), misses %d, purges applied %d (%d objects), origin requests %d\n",
+		hits, ratio, misses, purges, purged, d.origin.requests.Load())
 	ls := d.logger.Stats()
 	fmt.Fprintf(&b, "log       published %d, lines logged %d, file %s has %d lines\n",
 		published, ls.Lines, d.logFile, countLines(d.logFile))
 	if k := d.kill; k != nil {
 		if n := k.victim.pub.Stats().Retained; n > 0 {
-			fmt.Fprintf(&b, "          %d records of %s wait unacknowledged in its journal for its restart\n", n, k.victim.name)
+			fmt.Fprintf(&b, "          %d records of %s stay unacknowledged in its journal (sent again when it restarts; the logger drops duplicates)\n", n, k.victim.name)
 		}
 	}
 	fmt.Fprintf(&b, "online    users online %d\n", d.index.Count())
