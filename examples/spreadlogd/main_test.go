@@ -129,6 +129,9 @@ Log {
 	var check syncBuffer
 	require.NoError(t, run(t.Context(), []string{"-config", conf, "-check"}, &check))
 	assert.Contains(t, check.String(), "Group = \"www\"")
+	var sample syncBuffer
+	require.NoError(t, run(t.Context(), []string{"-config", "spreadlogd.conf", "-check"}, &sample), "the sample configuration parses")
+	assert.Contains(t, sample.String(), `Pipe = "/usr/bin/logger -t www-access"`)
 
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
