@@ -2,10 +2,12 @@ package logsub
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"sync"
 	"time"
 
@@ -366,7 +368,7 @@ func (l *Logger) commit(ctx context.Context) error {
 	var errs []error
 	for _, lg := range l.groups {
 		es, ok := byGroup[lg.name]
-		isSync := slicesContains(syncs, lg)
+		isSync := slices.Contains(syncs, lg)
 		if !ok && !isSync {
 			continue
 		}
@@ -375,7 +377,7 @@ func (l *Logger) commit(ctx context.Context) error {
 			flags |= logwire.AckSync
 		}
 		for len(es) > 0 || isSync {
-			n := min(len(es), 4096)
+			n := ackChunk(es, l.b.MaxMessageSize())
 			msg := logwire.AppendAck(nil, &logwire.Ack{Logger: l.cfg.Name, Flags: flags, Entries: es[:n]})
 			es = es[n:]
 			sctx, cancel := context.WithTimeout(ctx, ackSendTimeout)
@@ -407,13 +409,17 @@ func (l *Logger) commit(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-func slicesContains(s []*loggerGroup, g *loggerGroup) bool {
-	for _, x := range s {
-		if x == g {
-			return true
+// ackChunk returns how many of es fit in one ack message of at most max
+// bytes (at least one).
+func ackChunk(es []logwire.AckEntry, max int) int {
+	size := 3 + binary.MaxVarintLen64 + 2*binary.MaxVarintLen64 // header, logger name length, count
+	for i, e := range es {
+		size += len(e.Publisher) + 3*binary.MaxVarintLen64 + 1
+		if i > 0 && (size > max-256 || i >= logwire.MaxAckEntries) {
+			return i
 		}
 	}
-	return false
+	return len(es)
 }
 
 // Reopen reopens every file (after logrotate moved them) and restarts

@@ -292,3 +292,17 @@ func TestLoggerRepeatsAcks(t *testing.T) {
 		assert.Less(t, seen[len(seen)-1], 7*time.Second, "repeats stop once the stream is not recent: %v", seen)
 	})
 }
+
+func TestAckChunk(t *testing.T) {
+	es := make([]logwire.AckEntry, 10000)
+	for i := range es {
+		es[i] = logwire.AckEntry{Publisher: fmt.Sprintf("publisher-%05d.example.com", i), Epoch: 1 << 40, Next: 1 << 50}
+	}
+	n := ackChunk(es, 64<<10)
+	require.Positive(t, n)
+	require.Less(t, n, len(es))
+	msg := logwire.AppendAck(nil, &logwire.Ack{Logger: "l", Flags: logwire.AckDurable, Entries: es[:n]})
+	assert.LessOrEqual(t, len(msg), 64<<10)
+	assert.Equal(t, 1, ackChunk(es, 10), "at least one entry")
+	assert.Equal(t, 3, ackChunk(es[:3], 1<<20))
+}
