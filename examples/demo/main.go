@@ -63,9 +63,28 @@
 //	-vips 0             virtual interfaces (0: members+1)
 //	-dir ""             demo directory (default: a temporary one, removed at exit)
 //	-keep               keep the temporary directory
-//	-no-kill            do not kill a member
+//	-no-kill            do not kill a member (always so with -members 1)
+//	-shutdown-timeout   bound on the graceful shutdown (15s)
+//	-startup-timeout    bound on forming the cluster (1m)
 //
 // Components log to demo.log in the demo directory.
+//
+// # Figures
+//
+// Five runs of `go run ./examples/demo -duration 8s` on a loaded 2-core
+// machine (load average 13–17), bus/cluster, 3 web members:
+//
+//	cluster formed and every VIP owned   1.2–1.8 s (median 1.5 s)
+//	view without the killed member       11–55 ms after the kill (median 42 ms)
+//	its virtual IPs owned again          81–107 ms after the kill (median 99 ms)
+//	cache hit ratio                      78–84% (16 images per directory, one purge)
+//	lines logged                         every record published, 0 failed requests
+//
+// The killed member closes its bus, which tells the others goodbye; a
+// member that vanished without a word would be noticed by memberlist's
+// failure detector instead (about 1 s with the LAN profile; the demo
+// relaxes it to tolerate a loaded machine). The whole demo costs about 1.5 s
+// of CPU time (user+sys) for 10 s at 100 requests/s (/usr/bin/time).
 package main
 
 import (
@@ -168,7 +187,7 @@ type demo struct {
 	tty   bool
 	log   *slog.Logger
 	dir   string
-	start time.Time // when the load started
+	start time.Time // when the load started; written under mu, read by the main goroutine
 
 	net       *network
 	origin    *origin
@@ -209,11 +228,11 @@ type killState struct {
 func (d *demo) event(format string, args ...any) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	t := time.Duration(0)
+	when := "setup "
 	if !d.start.IsZero() {
-		t = time.Since(d.start)
+		when = fmt.Sprintf("%5.1fs", time.Since(d.start).Seconds())
 	}
-	d.events = append(d.events, fmt.Sprintf("%5.1fs  %s", t.Seconds(), fmt.Sprintf(format, args...)))
+	d.events = append(d.events, when+"  "+fmt.Sprintf(format, args...))
 	if len(d.events) > 200 {
 		d.events = slices.Delete(d.events, 0, 100)
 	}
@@ -275,7 +294,9 @@ func run(ctx context.Context, args []string, out io.Writer) (err error) {
 	loadCtx, stopLoad := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	stack = append(stack, func(context.Context) error { stopLoad(); wg.Wait(); return nil })
+	d.mu.Lock()
 	d.start = time.Now()
+	d.mu.Unlock()
 	d.event("load started: %d requests/s over %d virtual IPs", opt.rate, len(d.vifNames))
 	wg.Go(func() { d.generate(loadCtx, opt.rate) })
 	wg.Go(func() { d.chatter(loadCtx) })
