@@ -111,13 +111,13 @@
 // times swing by 2-3x; CPU time per line is steadier), with
 // go test ./logsub -run '^$' -bench . -count 5 (medians):
 //
-//	BenchmarkFileWriteLine               ~100 CPU ns/line, 0 allocs
-//	BenchmarkStoreWrite/plain            ~290 CPU ns/line incl. fsync + state file every 10,000 lines, 0 allocs
-//	BenchmarkStoreWrite/rewrite+match    ~570 CPU ns/line, 0 allocs
-//	BenchmarkStoreWrite/vhost            ~510 CPU ns/line, 0 allocs
-//	BenchmarkDecodeAndWrite/eachRecord   ~280 CPU ns/line (0.9M lines/s), 6 allocs per 100-line batch
-//	BenchmarkDecodeAndWrite/DecodeBatch  ~860 CPU ns/line, 707 allocs per batch (logwire's decoder, for comparison)
-//	BenchmarkAggregatorObserve           ~150 CPU ns/record, 0 allocs
+//	BenchmarkFileWriteLine               ~120 CPU ns/line, 0 allocs
+//	BenchmarkStoreWrite/plain            ~360 CPU ns/line incl. fsync + state file every 10,000 lines, 0 allocs
+//	BenchmarkStoreWrite/rewrite+match    ~650 CPU ns/line, 0 allocs
+//	BenchmarkStoreWrite/vhost            ~620 CPU ns/line (4 vhost files), 0 allocs
+//	BenchmarkDecodeAndWrite/eachRecord   ~250-380 CPU ns/line, 2 allocs per 100-line batch
+//	BenchmarkDecodeAndWrite/DecodeBatch  ~790-1300 CPU ns/line, 703 allocs per batch (logwire's decoder)
+//	BenchmarkAggregatorObserve           ~190 CPU ns/record, 0 allocs
 //
 // End to end, logsub/scripts/e2e.sh [duration] [lines/s] runs 2 logpub
 // Publishers (AckQuorum 2) → 2 spreadlogd processes over bus/cluster on
