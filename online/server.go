@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"log/slog"
 	"net"
 	"strconv"
@@ -207,6 +208,9 @@ func (s *Server) serve(c net.Conn) {
 				s.protoErrs.Add(1)
 				s.log.Debug("protocol error", "remote", c.RemoteAddr().String(), "err", err)
 				cn.out = appendError(cn.out, "ERR Protocol error: "+protoDetail(err))
+				cn.flush()
+				drainBeforeClose(c)
+				return
 			}
 			cn.flush()
 			return
@@ -227,6 +231,17 @@ func (s *Server) serve(c net.Conn) {
 			return
 		}
 	}
+}
+
+// drainBeforeClose half-closes c and discards what the client still sends
+// (bounded in bytes and time), so that closing does not reset the
+// connection and destroy the error reply before the client reads it.
+func drainBeforeClose(c net.Conn) {
+	if tc, ok := c.(interface{ CloseWrite() error }); ok {
+		tc.CloseWrite()
+	}
+	c.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+	io.Copy(io.Discard, io.LimitReader(c, 1<<20))
 }
 
 func protoDetail(err error) string {

@@ -62,10 +62,22 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	fs.IntVar(&o.rounds, "rounds", 3, "interleaved rounds; the table shows medians")
 	fs.DurationVar(&o.dur, "duration", 4*time.Second, "duration of each test")
 	fs.IntVar(&o.mixedRate, "mixed-rate", 5000, "hits/s of the mixed test")
-	fs.IntVar(&o.mixedConns, "mixed-conns", 8, "client connections of the mixed test: a quarter send HITs, the rest queries")
+	fs.IntVar(&o.mixedConns, "mixed-conns", 8, "client connections of the mixed test: half send HITs, half queries")
 	fs.IntVar(&o.mixedQueryRate, "mixed-query-rate", 15000, "users-on-URL queries/s offered in the mixed test")
+	only := fs.String("tests", "", "comma-separated tests to run (empty: all): hit,hit-pipe16,onurl,count,mixed")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	run := tests
+	if *only != "" {
+		run = nil
+		for _, name := range strings.Split(*only, ",") {
+			i := slices.IndexFunc(tests, func(t test) bool { return t.name == name })
+			if i < 0 {
+				return fmt.Errorf("compare: unknown test %q", name)
+			}
+			run = append(run, tests[i])
+		}
 	}
 	w := newWorkload(o)
 	var targets []target
@@ -94,7 +106,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	}
 	res := map[string]map[string][]result{} // test -> target -> rounds
 	for r := range o.rounds {
-		for _, tc := range tests {
+		for _, tc := range run {
 			for i := range targets {
 				t := targets[(i+r)%len(targets)] // rotate the order each round
 				rs, err := runTest(ctx, t, tc, w, o)
@@ -112,7 +124,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 			}
 		}
 	}
-	printTable(out, targets, res, o)
+	printTable(out, targets, run, res, o)
 	return nil
 }
 
@@ -251,8 +263,8 @@ var tests = []test{
 		}
 		return n, nil
 	}},
-	{name: "mixed", note: "paced HITs (a quarter of -mixed-conns) + paced users-on-URL queries (the rest)", run: func(ctx context.Context, c conn, p *picker, worker int, o options, dl time.Time, lat func(time.Duration)) (int, error) {
-		pacers := max(1, o.mixedConns/4)
+	{name: "mixed", note: "paced HITs (half of -mixed-conns) + paced users-on-URL queries (the other half)", run: func(ctx context.Context, c conn, p *picker, worker int, o options, dl time.Time, lat func(time.Duration)) (int, error) {
+		pacers := max(1, o.mixedConns/2)
 		if worker >= pacers {
 			// Query workers: their count is reported separately (negative).
 			n := 0
@@ -658,7 +670,7 @@ func median(rs []result, f func(result) float64) float64 {
 	return v[len(v)/2]
 }
 
-func printTable(out io.Writer, targets []target, res map[string]map[string][]result, o options) {
+func printTable(out io.Writer, targets []target, tests []test, res map[string]map[string][]result, o options) {
 	fmt.Fprintf(out, "\n%d users online, %d URLs (Zipf 1.1), %d client connections (mixed: %d), medians of %d rounds of %s\n\n",
 		o.users, o.urls, o.conns, o.mixedConns, o.rounds, o.dur)
 	fmt.Fprint(out, "| test |")
