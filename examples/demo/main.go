@@ -211,6 +211,8 @@ type demo struct {
 	loghostAddr string
 	startup     time.Duration // from the first bus to every VIP owned
 	prevOK      uint64        // load.ok at the previous frame
+	prevAt      time.Time     // when it was read
+	rate        float64       // requests/s answered between the last two readings
 }
 
 // killState follows the recovery from a kill.

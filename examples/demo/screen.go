@@ -25,16 +25,16 @@ func (d *demo) render() {
 	fmt.Fprintf(&b, "\nMEMBERS AND VIEWS (group %q; first member of a view leads it)\n", chatGroup)
 	for _, m := range d.members {
 		if m.dead.Load() {
-			fmt.Fprintf(&b, "  %-6s killed\n", m.name)
+			fmt.Fprintf(&b, "  %-7s bus %-21s http %-21s killed\n", m.name, m.busAddr, m.httpAddr)
 			continue
 		}
 		view := "no view yet"
 		if v := m.view.Load(); v != nil {
 			view = fmt.Sprintf("view %d %s", v.ID.Seq, memberNames(v.Members))
 		}
-		fmt.Fprintf(&b, "  %-6s bus %-21s http %-21s %s\n", m.name, m.busAddr, m.httpAddr, view)
+		fmt.Fprintf(&b, "  %-7s bus %-21s http %-21s %s\n", m.name, m.busAddr, m.httpAddr, view)
 	}
-	fmt.Fprintf(&b, "  %-6s bus %-21s runs the logger (not in group %q)\n", "loghost", d.loghostAddr, chatGroup)
+	fmt.Fprintf(&b, "  %-7s bus %-21s runs the logger (not in group %q)\n", "loghost", d.loghostAddr, chatGroup)
 
 	fmt.Fprintf(&b, "\nDELIVERY LEVELS (messages received; each member sends one per level every 0.5 s)\n  %-10s", "level")
 	for _, m := range d.members {
@@ -59,18 +59,23 @@ func (d *demo) render() {
 		st := m.cache.Stats()
 		fmt.Fprintf(&b, "  %-6s %8d %8d %8d %8d %8d\n", m.name, m.requests.Load(), st.Hits, st.Misses, st.Objects, st.Purges)
 	}
-	ok := d.load.ok.Load()
-	fmt.Fprintf(&b, "  load: %d requests (%d/s), %d ok, %d errors; origin answered %d requests\n",
-		d.load.requests.Load(), ok-d.prevOK, ok, d.load.errors.Load(), d.origin.requests.Load())
-	d.prevOK = ok
+	ok, now := d.load.ok.Load(), time.Now()
+	if dt := now.Sub(d.prevAt).Seconds(); !d.prevAt.IsZero() && dt > 0.5 {
+		d.rate = float64(ok-d.prevOK) / dt
+		d.prevOK, d.prevAt = ok, now
+	} else if d.prevAt.IsZero() {
+		d.prevOK, d.prevAt = ok, now
+	}
+	fmt.Fprintf(&b, "  load: %d requests (%.0f/s, at most %d/s), %d ok, %d errors; origin answered %d requests\n",
+		d.load.requests.Load(), d.rate, d.opt.rate, ok, d.load.errors.Load(), d.origin.requests.Load())
 
+	ls := d.logger.Stats() // first, so that it never shows more lines than records published
 	var published, acked uint64
 	for _, m := range d.members {
 		st := m.pub.Stats()
 		published += st.Records
 		acked += st.Acked
 	}
-	ls := d.logger.Stats()
 	fmt.Fprintf(&b, "\nACCESS LOG (logpub on every request -> group %q -> logsub.Logger on loghost)\n", logGroup)
 	fmt.Fprintf(&b, "  published %d, acknowledged %d, lines logged %d to %s\n", published, acked, ls.Lines, d.logFile)
 
@@ -129,7 +134,7 @@ func (d *demo) popular() (string, string) {
 // summary prints the totals once everything has stopped.
 func (d *demo) summary(elapsed time.Duration) {
 	var b bytes.Buffer
-	fmt.Fprintf(&b, "\n=== summary after %v: bus %s, %d web members and a logger\n",
+	fmt.Fprintf(&b, "\n=== summary after %v: bus %s, web members %d, one logger\n",
 		elapsed.Round(100*time.Millisecond), d.opt.busKind, len(d.members))
 	if d.startup > 0 {
 		fmt.Fprintf(&b, "startup   cluster formed and every VIP owned in %v\n", d.startup.Round(10*time.Millisecond))
