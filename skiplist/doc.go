@@ -84,4 +84,39 @@
 //
 //	cd internal/bench/skiplist
 //	go test -run '^$' -bench . -count 3 -timeout 80m
+//
+// Figures below: process CPU time per operation (cpu-ns/op, which counts
+// GC work on every thread), medians of 3 runs, int64 keys and values, on a
+// 2-vCPU machine shared with other jobs (load average near 30, so wall
+// ns/op ran 2-8 times higher and is not shown). Insert and Delete keep the
+// size between 0.75n and 1.25n; Append adds keys above the largest.
+//
+//	op, n                peerscale   huandu   google  tidwall   ÷huandu  ÷tidwall
+//	Insert random, 1k          349      513       74      113      0.68      3.1
+//	Insert random, 100k       2037     3450      320      299      0.59      6.8
+//	Insert random, 1M         6549     8895     1106      836      0.74      7.8
+//	Get, 1k                     74      204       40       48      0.36      1.5
+//	Get, 100k                 1434     3631      392      332      0.39      4.3
+//	Get, 1M                   5490     9162      942      691      0.60      7.9
+//	Delete, 1k                 170      348       91      116      0.49      1.5
+//	Delete, 100k              1756     2497      368      284      0.70      6.2
+//	Delete, 1M                5174     7787      962      776      0.66      6.7
+//	PopFront, 1k                27       44       38       53      0.62      0.52
+//	PopFront, 100k             135      222       83       71      0.61      1.9
+//	PopFront, 1M               107      617       78       60      0.17      1.8
+//	Append increasing, 1k      143      437       74       83      0.33      1.7
+//	Append increasing, 100k    236      505      182      226      0.47      1.0
+//	Append increasing, 1M      385     1314      142      120      0.29      3.2
+//	bytes per element, 1M     75.4    128.3     24.7     24.7
+//	allocations per insert    1.00     4.00     0.07     0.07
+//
+// At one million random keys a search makes about 27 dependent hops
+// (measured with p = 1/4; p = 1/2 makes 19 but needs about 100 bytes per
+// element in this layout), most of them cache and TLB misses on a shared
+// machine, and every insert allocates an element the GC must then mark:
+// the skiplist costs 6-8 times a B-tree there, and 0.6-0.75 times
+// huandu/skiplist. Append at 1M pays mostly for that GC marking of a
+// million linked elements (the same append costs 143 ns at 1k). PopFront, appends and walks from a found element are
+// where a skiplist is cheap, and element handles make removal from several
+// orderings free of searches (Table).
 package skiplist

@@ -28,16 +28,18 @@ func startCPU(b *testing.B) *cpuClock {
 	return &cpuClock{b: b, started: processCPU()}
 }
 
-// stop stops the benchmark timer and the CPU clock.
+// stop stops the CPU clock and the benchmark timer. The clock stops first
+// and starts last: StopTimer and StartTimer read memory statistics, which
+// stops the world, and that cost must not count as the operation's.
 func (c *cpuClock) stop() {
-	c.b.StopTimer()
 	c.total += processCPU() - c.started
+	c.b.StopTimer()
 }
 
 // start restarts both.
 func (c *cpuClock) start() {
-	c.started = processCPU()
 	c.b.StartTimer()
+	c.started = processCPU()
 }
 
 // report adds the cpu-ns/op metric; call it after the loop.

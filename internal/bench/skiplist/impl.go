@@ -5,7 +5,11 @@
 // only what the packages use.
 //
 //	cd internal/bench/skiplist
-//	go test -run '^$' -bench . -count 5 -timeout 60m | tee bench.txt
+//	go test -run '^$' -bench . -count 3 -timeout 80m | tee bench.txt
+//
+// PEERSCALE_BENCH_SIZES="1000 100000" limits the sizes (default 1k, 100k
+// and 1M). Read the cpu-ns/op metric (process CPU time per operation) on a
+// shared machine: wall ns/op includes time spent waiting for a core.
 package skiplistbench
 
 import (
