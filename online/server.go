@@ -47,8 +47,9 @@ type ServerConfig struct {
 	// IdleTimeout closes a connection that sends nothing for this long.
 	// Zero means no timeout.
 	IdleTimeout time.Duration
-	// WriteTimeout bounds each write of replies. Zero means
-	// DefaultWriteTimeout (10 s).
+	// WriteTimeout bounds the writes of replies: a client that does not
+	// read its replies is disconnected after WriteTimeout/2 to
+	// WriteTimeout. Zero means DefaultWriteTimeout (10 s).
 	WriteTimeout time.Duration
 	// Logger receives operational logs. Nil means slog.Default().
 	Logger *slog.Logger
@@ -177,6 +178,7 @@ type conn struct {
 	out    []byte
 	visits []Visit
 	quit   bool
+	wdl    time.Time // the write deadline set on c
 }
 
 func (s *Server) serve(c net.Conn) {
@@ -258,7 +260,12 @@ func (cn *conn) flush() bool {
 	if len(cn.out) == 0 {
 		return true
 	}
-	cn.c.SetWriteDeadline(time.Now().Add(cn.s.cfg.WriteTimeout))
+	// Renew the write deadline only when less than half of WriteTimeout
+	// is left: moving a timer on every batch costs more than the batch.
+	if now := time.Now(); cn.wdl.Sub(now) < cn.s.cfg.WriteTimeout/2 {
+		cn.wdl = now.Add(cn.s.cfg.WriteTimeout)
+		cn.c.SetWriteDeadline(cn.wdl)
+	}
 	_, err := cn.c.Write(cn.out)
 	cn.s.writes.Add(1)
 	if cap(cn.out) > 4*maxReplyBatch {

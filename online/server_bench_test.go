@@ -3,6 +3,7 @@ package online_test
 import (
 	"net"
 	"strconv"
+	"syscall"
 	"testing"
 	"time"
 
@@ -35,6 +36,7 @@ func BenchmarkServer(b *testing.B) {
 				cmds := make([][]string, depth)
 				b.ReportAllocs()
 				i := 0
+				cpu0 := rusage()
 				for b.Loop() {
 					for j := range cmds {
 						i++
@@ -51,8 +53,18 @@ func BenchmarkServer(b *testing.B) {
 						b.Fatal(err)
 					}
 				}
+				b.ReportMetric(float64(rusage()-cpu0)/float64(b.N*depth), "cpu-ns/req")
 				b.ReportMetric(float64(b.N*depth)/b.Elapsed().Seconds(), "req/s")
 			})
 		}
 	}
+}
+
+// rusage returns the process CPU time (client and server together here).
+func rusage() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
