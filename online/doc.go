@@ -28,12 +28,12 @@
 //
 // The towers are the index's own rather than package skiplist's Map or
 // Table because of memory: a record with both towers inside is one 96-byte
-// allocation (plus a 48-byte one for the one record in four whose towers
-// are taller than one level), 171 bytes per user with the map slot and the
-// name. Two skiplist.Map elements per user cost 2 × 75 bytes on top of the
-// record, and a skiplist.Table entry in its indexes about 240 bytes before
-// string contents (figures from package skiplist's documentation): both over
-// the 200-byte budget.
+// allocation, plus one of 32 bytes or more for the one record in four
+// whose towers are taller than one level: 171 bytes per user with the map
+// slot and the name. Two skiplist.Map elements per user cost 2 × 75 bytes
+// on top of the record, and a skiplist.Table entry in its indexes about 240
+// bytes before string contents (figures from package skiplist's
+// documentation): both over the 200-byte budget.
 //
 // # Ordering and clock skew
 //
