@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/peerscale/peerscale/internal/strftime"
 )
 
 // AppendLine appends the line for e to dst, without a trailing newline, and
@@ -156,7 +158,7 @@ func (f *Format) appendOp(dst []byte, o *op, e *Entry, r *http.Request) []byte {
 		}
 		return strconv.AppendInt(dst, int64(e.Status), 10)
 	case opTimeCLF:
-		return appendCLF(dst, f.when(o, e))
+		return strftime.AppendCLF(dst, f.when(o, e))
 	case opTimeSec:
 		return strconv.AppendInt(dst, f.when(o, e).Unix(), 10)
 	case opTimeMsec:
@@ -168,7 +170,7 @@ func (f *Format) appendOp(dst []byte, o *op, e *Entry, r *http.Request) []byte {
 	case opTimeUsecFrac:
 		return appendPadded(dst, int64(f.when(o, e).Nanosecond()/1e3), 6)
 	case opTimeStrftime:
-		return appendStrftime(dst, o.tfmt, f.when(o, e))
+		return o.tfmt.Append(dst, f.when(o, e))
 	case opDurSec:
 		return strconv.AppendInt(dst, int64(e.Duration()/time.Second), 10)
 	case opDurMsec:
@@ -576,42 +578,4 @@ func appendPadded(dst []byte, v int64, width int) []byte {
 		dst = append(dst, '0')
 	}
 	return append(dst, b...)
-}
-
-var monthAbbr = [...]string{"Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"}
-
-// appendCLF appends [02/Jan/2006:15:04:05 -0700].
-func appendCLF(dst []byte, t time.Time) []byte {
-	year, month, day := t.Date()
-	hour, minute, sec := t.Clock()
-	_, off := t.Zone()
-	dst = append(dst, '[')
-	dst = append2(dst, day)
-	dst = append(dst, '/')
-	dst = append(dst, monthAbbr[month-1]...)
-	dst = append(dst, '/')
-	dst = strconv.AppendInt(dst, int64(year), 10)
-	dst = append(dst, ':')
-	dst = append2(dst, hour)
-	dst = append(dst, ':')
-	dst = append2(dst, minute)
-	dst = append(dst, ':')
-	dst = append2(dst, sec)
-	dst = append(dst, ' ')
-	if off < 0 {
-		dst = append(dst, '-')
-		off = -off
-	} else {
-		dst = append(dst, '+')
-	}
-	dst = append2(dst, off/3600)
-	dst = append2(dst, off%3600/60)
-	return append(dst, ']')
-}
-
-func append2(dst []byte, v int) []byte {
-	if v >= 100 || v < 0 {
-		return strconv.AppendInt(dst, int64(v), 10)
-	}
-	return append(dst, byte('0'+v/10), byte('0'+v%10))
 }

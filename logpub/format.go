@@ -6,6 +6,8 @@ import (
 	"net/textproto"
 	"slices"
 	"strings"
+
+	"github.com/peerscale/peerscale/internal/strftime"
 )
 
 // ErrBadFormat is wrapped by every error Compile returns.
@@ -116,7 +118,7 @@ type op struct {
 	conds  []int  // status conditions; empty means always
 	arg    string // literal text, header/cookie/note name
 	key    string // canonical header key
-	tfmt   []tok  // strftime program
+	tfmt   *strftime.Layout
 }
 
 // Format is a compiled LogFormat. It is immutable and safe for concurrent
@@ -424,7 +426,7 @@ func (o *op) bindTime(arg string) {
 		o.kind = opTimeUsecFrac
 	default:
 		o.kind = opTimeStrftime
-		o.tfmt = compileStrftime(fmtStr)
+		o.tfmt = strftime.Compile(fmtStr)
 	}
 }
 

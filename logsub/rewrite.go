@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"regexp"
 	"time"
+
+	"github.com/peerscale/peerscale/internal/strftime"
 )
 
 // TimeRewriter replaces the first bracketed field of a line ("[...]", the
@@ -45,7 +47,7 @@ func (r *TimeRewriter) Append(dst, line []byte, t time.Time) []byte {
 	}
 	dst = append(dst, line[:i]...)
 	if r.layout == nil {
-		dst = appendCLFTime(dst, t)
+		dst = strftime.AppendCLF(dst, t)
 	} else {
 		dst = append(dst, '[')
 		dst = r.layout.Append(dst, t)
