@@ -362,6 +362,7 @@ func (d *demo) build(ctx context.Context, stack *[]func(context.Context) error) 
 		return err
 	}
 	*stack = append(*stack, func(context.Context) error { return ignoreClosed(d.loghost.Close()) })
+	t0 := time.Now()
 	if err := waitFor(ctx, "every member to see the others", func() bool {
 		for _, m := range d.members {
 			if n := liveMembers(m.bus); n >= 0 && n != opt.members+1 {
@@ -372,6 +373,7 @@ func (d *demo) build(ctx context.Context, stack *[]func(context.Context) error) 
 	}); err != nil {
 		return err
 	}
+	fmt.Fprintf(d.out, "peerscale demo: %d bus members up in %v\n", opt.members+1, time.Since(t0).Round(10*time.Millisecond))
 
 	// The logger on loghost: one combined log for the whole cluster.
 	d.logFile = filepath.Join(d.dir, "logs", "access.log")
@@ -424,6 +426,7 @@ func (d *demo) build(ctx context.Context, stack *[]func(context.Context) error) 
 		recv.Go(func() { d.receive(recvCtx, m) })
 		*stack = append(*stack, m.shutdown)
 	}
+	fmt.Fprintf(d.out, "peerscale demo: logger, who's online and %d web members up in %v\n", opt.members, time.Since(t0).Round(10*time.Millisecond))
 	return waitFor(ctx, "every virtual IP to have an owner and every member the same view", func() bool {
 		owners := d.owners()
 		if len(owners) != len(vifs) {
@@ -443,7 +446,7 @@ func (d *demo) build(ctx context.Context, stack *[]func(context.Context) error) 
 func (d *demo) loop(ctx context.Context) bool {
 	frame := time.NewTicker(time.Second)
 	defer frame.Stop()
-	poll := time.NewTicker(100 * time.Millisecond)
+	poll := time.NewTicker(25 * time.Millisecond)
 	defer poll.Stop()
 	end := time.NewTimer(d.opt.duration)
 	defer end.Stop()

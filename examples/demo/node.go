@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -34,7 +35,7 @@ const (
 type network struct {
 	kind     string // "cluster" or "inproc"
 	hub      *inproc.Hub
-	seed     string // gossip address of the first cluster member
+	seeds    []string // gossip addresses of the cluster members started so far
 	basePort int
 	log      *slog.Logger
 }
@@ -62,16 +63,16 @@ func (n *network) newMember(name string, i int) (bus.Bus, string, error) {
 		cfg.GossipPort = n.basePort + 20 + 2*i
 		cfg.DataPort = n.basePort + 21 + 2*i
 	}
-	if n.seed != "" {
-		cfg.Seeds = []string{n.seed}
-	}
+	// Every member started before is a seed: memberlist exchanges its
+	// state with each at join, so a new member is known at once by all of
+	// them instead of through gossip (a lost gossip on a loaded machine
+	// would leave it unknown to some until the next push/pull, 15 s on).
+	cfg.Seeds = slices.Clone(n.seeds)
 	b, err := cluster.New(name, cfg)
 	if err != nil {
 		return nil, "", err
 	}
-	if n.seed == "" {
-		n.seed = b.GossipAddr()
-	}
+	n.seeds = append(n.seeds, b.GossipAddr())
 	return b, b.GossipAddr(), nil
 }
 
