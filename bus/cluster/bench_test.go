@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"encoding/binary"
-	"fmt"
 	"io"
 	"net"
 	"slices"
@@ -188,9 +187,8 @@ func BenchmarkCrashDetection(b *testing.B) {
 	for b.Loop() {
 		b.StopTimer()
 		bs := startN(b, 3, func(i int, c *Config) {
-			*c = LANConfig()
-			c.BindAddr = fmt.Sprintf("127.0.0.%d", 1+i)
-			c.Logger = testLogger()
+			lan := LANConfig()
+			c.ProbeInterval, c.ProbeTimeout, c.SuspicionMult = lan.ProbeInterval, lan.ProbeTimeout, lan.SuspicionMult
 		})
 		gs := joinAll(b, bs, "g")
 		b.StartTimer()
