@@ -123,7 +123,31 @@
 //
 // Benchmarks (bench_test.go) run on loopback with 200-byte messages,
 // against memberlist's SendReliable and a raw TCP stream in the same
-// binary:
+// binary. Measured on a 2-core VM shared with other jobs (load average
+// 14-17, so wall-clock rates swing; CPU time per send is the steadier
+// figure):
 //
-//	go test -run XXX -bench . -benchtime 2s -count 5 ./bus/cluster/
+//	go test -run XXX -bench 'FIFO$|Baseline' -benchtime 2s -count 3 ./bus/cluster/
+//
+//	FIFO, 3 members, 1 sender        79-117k sends/s   3.3-4.1 CPU-µs/send (3 deliveries each)
+//	FIFO, 5 members, 5 senders       13-50k sends/s    5-15 CPU-µs/send (5 deliveries each)
+//	memberlist SendReliable          470-2,200 sends/s 320-530 CPU-µs/send
+//	raw TCP stream, bufio, no protocol 1.3-2.7M sends/s 0.2 CPU-µs/send
+//
+// FIFO is 50-220× SendReliable in sends/s and about 100-150× in CPU per
+// send (per delivery, 300×); about 6% of a raw TCP stream in sends/s.
+//
+//	go test -run XXX -bench FIFOLatency -benchtime 3000x ./bus/cluster/
+//
+//	3 members all sending 1,000 msgs/s each: p50 84 µs, p99 2.7 ms
+//
+//	go test -run XXX -bench 'CrashDetection|GracefulLeave' -benchtime 20x ./bus/cluster/
+//
+//	crash (no leave) to the new view at both survivors, LAN profile, 20 trials:
+//	p50 942 ms, max 1,141 ms; graceful Close to the new view: p50 0.2 ms
+//
+// Separate processes (examples/busbench, 3 members on 127.0.0.1-3):
+//
+//	busbench run -n 3 -duration 3s -rate 0                   264k sends/s aggregate, FIFO and views checked
+//	busbench run -n 3 -duration 3s -rate 1000 -kill-after 1s p50 47 µs, p99 1.7-2.9 ms; SIGKILL seen in 936 ms
 package cluster
