@@ -21,8 +21,9 @@
 // at 50% it kills the last web member (its bus closes abruptly, its
 // listener and components stop without hand-over) and shows the recovery.
 // At the end, or on Ctrl-C, everything shuts down in reverse order under
-// -shutdown-timeout, a summary is printed and the demo directory is
-// removed (unless -keep, or -dir was given).
+// -shutdown-timeout (a second Ctrl-C ends the process at once), a summary
+// is printed and the demo directory is removed (unless -keep, or -dir was
+// given).
 //
 // # The screen
 //
@@ -119,6 +120,8 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// After the first signal a second one ends the process at once.
+	context.AfterFunc(ctx, stop)
 	if err := run(ctx, os.Args[1:], os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
@@ -315,8 +318,9 @@ func run(ctx context.Context, args []string, out io.Writer) (err error) {
 	for name, o := range d.owners() {
 		d.lastOwners[name] = o.name
 	}
+	t1 := time.Now()
 	err = shutdown()
-	d.summary(elapsed)
+	d.summary(elapsed, time.Since(t1), err)
 	return err
 }
 

@@ -57,6 +57,7 @@ func TestDemo(t *testing.T) {
 	assert.Regexp(t, `recovery  view \d+ \[web1 web2\]`, s)
 	assert.Regexp(t, `moved     every VIP of web3 moved after .*web3->web(1|2)`, s)
 	assert.Greater(t, summaryInt(t, s, `logging   continued: (\d+) lines`), 0, s)
+	assert.Contains(t, s, "shutdown  clean")
 
 	// The frames show every section, and the levels bus/cluster lacks.
 	for _, want := range []string{"MEMBERS AND VIEWS", "DELIVERY LEVELS", "CACHE", "ACCESS LOG",

@@ -132,7 +132,7 @@ func (d *demo) popular() (string, string) {
 }
 
 // summary prints the totals once everything has stopped.
-func (d *demo) summary(elapsed time.Duration) {
+func (d *demo) summary(elapsed, stopping time.Duration, stopErr error) {
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "\n=== summary after %v: bus %s, web members %d, one logger\n",
 		elapsed.Round(100*time.Millisecond), d.opt.busKind, len(d.members))
@@ -205,6 +205,11 @@ func (d *demo) summary(elapsed time.Duration) {
 			fmt.Fprintf(&b, "moved     the VIPs of %s were not taken over\n", k.victim.name)
 		}
 		fmt.Fprintf(&b, "logging   continued: %d lines logged after the kill\n", ls.Lines-k.linesAt)
+	}
+	if stopErr == nil {
+		fmt.Fprintf(&b, "shutdown  clean, in %v\n", stopping.Round(10*time.Millisecond))
+	} else {
+		fmt.Fprintf(&b, "shutdown  in %v: %v\n", stopping.Round(10*time.Millisecond), stopErr)
 	}
 	d.out.Write(b.Bytes())
 }
