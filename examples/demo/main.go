@@ -76,7 +76,8 @@
 // machine (load average 8–9), bus/cluster, 3 web members, 100 requests/s
 // (times after the kill are polled every 25 ms):
 //
-//	cluster formed and every VIP owned   1.08–1.14 s (median 1.12 s)
+//	cluster formed, every VIP owned      2.06–2.11 s (median 2.08 s: vip.Config
+//	and spread over the members          Mature 1 s, then a balancing round)
 //	view without the killed member       10–40 ms after the kill (median 31 ms)
 //	its virtual IPs owned again          23–40 ms after the kill (median 31 ms)
 //	cache hit ratio                      84–86% (16 images per directory, one purge)
@@ -326,7 +327,8 @@ func run(ctx context.Context, args []string, out io.Writer) (err error) {
 
 // build starts the origin, the buses and every component, pushing what
 // must be stopped on stack, and waits until the cluster is formed and
-// every virtual IP has an owner.
+// every virtual IP has an owner (and every member one, when there are
+// enough).
 func (d *demo) build(ctx context.Context, stack *[]func(context.Context) error) error {
 	opt := d.opt
 	port := func(off int) int {
@@ -434,9 +436,19 @@ func (d *demo) build(ctx context.Context, stack *[]func(context.Context) error) 
 		*stack = append(*stack, m.shutdown)
 	}
 	fmt.Fprintf(d.out, "peerscale demo: logger, who's online and %d web members up in %v\n", opt.members, time.Since(t0).Round(10*time.Millisecond))
+	// Wait for the spread too, so that the member killed later holds a
+	// virtual IP to hand over.
+	spread := len(vifs) >= len(d.members)
 	return waitFor(ctx, "every virtual IP to have an owner and every member the same view", func() bool {
 		owners := d.owners()
 		if len(owners) != len(vifs) {
+			return false
+		}
+		held := map[*member]bool{}
+		for _, o := range owners {
+			held[o] = true
+		}
+		if spread && len(held) != len(d.members) {
 			return false
 		}
 		for _, m := range d.members {

@@ -195,7 +195,9 @@ func (d *demo) summary(elapsed, stopping time.Duration, stopErr error) {
 		} else {
 			fmt.Fprintf(&b, "recovery  no view without %s yet\n", k.victim.name)
 		}
-		if k.vipsAt > 0 {
+		if len(k.vips) == 0 {
+			fmt.Fprintf(&b, "moved     nothing: %s held no virtual IP\n", k.victim.name)
+		} else if k.vipsAt > 0 {
 			var moves []string
 			for _, name := range k.vips {
 				moves = append(moves, fmt.Sprintf("%s %s->%s", name, k.victim.name, k.movedTo[name]))
