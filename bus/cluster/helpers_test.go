@@ -59,7 +59,7 @@ func startN(t testing.TB, n int, tweak func(i int, c *Config)) []*Bus {
 		}
 		out = append(out, b)
 	}
-	waitFor(t, 10*time.Second, func() bool {
+	waitFor(t, 30*time.Second, func() bool {
 		for _, b := range out {
 			if b.Stats().Members != n {
 				return false

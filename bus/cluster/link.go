@@ -259,9 +259,10 @@ func (l *link) send(ctx context.Context, typ byte, body []byte) (uint64, error) 
 // peer's credit.
 func (l *link) sendGroup(ctx context.Context, typ byte, body []byte, group string) (uint64, error) {
 	l.mu.Lock()
-	if l.down && typ == fData {
-		// Data for a member declared dead is dropped; control frames
-		// (credit above all) wait in the window in case it comes back.
+	if l.down && typ == fData && (l.full(len(body)) || l.inflight[group] >= l.credit) {
+		// A member declared dead gets no more data than its window and
+		// credit hold; what is kept is delivered if it was a wrong
+		// suspicion and it comes back.
 		l.mu.Unlock()
 		return 0, nil
 	}
