@@ -14,23 +14,24 @@ import (
 // doubly linked, tails, level count and length.
 func checkMap[K, V any](t testing.TB, m *Map[K, V]) {
 	t.Helper()
-	if len(m.head.tower) != maxLevel+1 {
-		t.Fatalf("head tower has %d levels", len(m.head.tower))
+	h := m.first()
+	if h.height != maxLevel+1 {
+		t.Fatalf("head tower has %d levels", h.height)
 	}
 	count := 0
 	for i := range maxLevel {
-		prev := &m.head
-		for e := m.head.tower[i].next; e != nil; e = e.tower[i].next {
-			if len(e.tower) <= i {
-				t.Fatalf("element at level %d with height %d", i, len(e.tower))
+		prev := h
+		for e := h.at(i).next; e != nil; e = e.at(i).next {
+			if int(e.height) <= i {
+				t.Fatalf("element at level %d with height %d", i, e.height)
 			}
-			if e.tower[i].prev != prev {
+			if e.at(i).prev != prev {
 				t.Fatalf("bad prev link at level %d", i)
 			}
-			if m.cmp(prev.tower[i].nkey, e.key) != 0 {
-				t.Fatalf("stale next key at level %d: %v, next is %v", i, prev.tower[i].nkey, e.key)
+			if m.cmp(prev.at(i).nkey, e.key) != 0 {
+				t.Fatalf("stale next key at level %d: %v, next is %v", i, prev.at(i).nkey, e.key)
 			}
-			if prev != &m.head && m.cmp(prev.key, e.key) >= 0 {
+			if prev != h && m.cmp(prev.key, e.key) >= 0 {
 				t.Fatalf("out of order at level %d: %v then %v", i, prev.key, e.key)
 			}
 			prev = e
@@ -38,14 +39,14 @@ func checkMap[K, V any](t testing.TB, m *Map[K, V]) {
 				count++
 			}
 		}
-		if m.head.tower[i].prev != prev {
+		if h.at(i).prev != prev {
 			t.Fatalf("bad tail at level %d", i)
 		}
-		if i >= m.level && m.head.tower[i].next != nil {
+		if i >= m.level && h.at(i).next != nil {
 			t.Fatalf("level %d above m.level %d in use", i, m.level)
 		}
 	}
-	if m.level > 0 && m.head.tower[m.level-1].next == nil {
+	if m.level > 0 && h.at(m.level-1).next == nil {
 		t.Fatalf("top level %d empty", m.level)
 	}
 	if count != m.n {
@@ -377,9 +378,10 @@ func TestMapHeightDistribution(t *testing.T) {
 	for range n {
 		hist[m.randomHeight()]++
 	}
-	// P(h >= 2) = 1/4, P(h >= 3) = 1/16.
-	assert.InDelta(t, 0.75, float64(hist[1])/n, 0.02)
-	assert.InDelta(t, 0.1875, float64(hist[2])/n, 0.02)
+	// P(h = 1) = 1/2, P(h = 2) = 1/4, P(h = 3) = 1/8.
+	assert.InDelta(t, 0.5, float64(hist[1])/n, 0.02)
+	assert.InDelta(t, 0.25, float64(hist[2])/n, 0.02)
+	assert.InDelta(t, 0.125, float64(hist[3])/n, 0.02)
 }
 
 func TestMapOneAllocationPerInsert(t *testing.T) {
