@@ -2,6 +2,7 @@ package skiplist
 
 import (
 	"math/rand/v2"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -394,4 +395,34 @@ func TestMapOneAllocationPerInsert(t *testing.T) {
 	assert.LessOrEqual(t, allocs, 1.0)
 	allocs = testing.AllocsPerRun(1000, func() { m.Get(k % 1000003) })
 	assert.Equal(t, 0.0, allocs)
+}
+
+// TestElementTowerLayout checks the invariant behind Element.at: every
+// height gets a tower with room for all its links, the links do not
+// overlap the element or each other, and the garbage collector keeps what
+// the links point to. Run it with -race and with
+// -gcflags=all=-d=checkptr, which verifies each unsafe conversion stays
+// inside its allocation.
+func TestElementTowerLayout(t *testing.T) {
+	for h := 1; h <= maxLevel; h++ {
+		e := newElement(h, int64(h), int64(-h))
+		require.Equal(t, int32(h), e.height)
+		for i := range h {
+			next := newElement(1, int64(1000*h+i), int64(0))
+			*e.at(i) = link[int64, int64]{next: next, prev: e, nkey: next.key}
+		}
+		runtime.GC()
+		assert.Equal(t, int64(h), e.Key())
+		assert.Equal(t, int64(-h), e.Value())
+		for i := range h {
+			l := e.at(i)
+			require.NotNil(t, l.next)
+			assert.Equal(t, int64(1000*h+i), l.next.key, "level %d of height %d", i, h)
+			assert.Equal(t, l.nkey, l.next.key)
+			assert.Same(t, e, l.prev)
+		}
+	}
+	m := New[int64, int64]()
+	assert.Equal(t, int32(maxLevel+1), m.first().height)
+	assert.Same(t, &m.head.links[maxLevel], m.first().at(maxLevel))
 }
