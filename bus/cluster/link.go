@@ -57,6 +57,7 @@ type link struct {
 	down      bool          // memberlist says the peer is dead; kept in case it comes back
 	downSince time.Time     // when down was set
 	downCh    chan struct{} // closed when down is set
+	idleSince time.Time     // first seen without a connection by idleFor
 	nextSeq   uint64        // last sequence number assigned
 	acked     uint64        // every frame <= acked is acknowledged
 	win       []outFrame
@@ -236,6 +237,21 @@ func (l *link) setDown(down bool) {
 	}
 	l.mu.Unlock()
 	notify(l.redial)
+}
+
+// idleFor reports how long the link has been without a connection since
+// it was created or last connected (zero while connected).
+func (l *link) idleFor(now time.Time) time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.conn != nil {
+		l.idleSince = time.Time{}
+		return 0
+	}
+	if l.idleSince.IsZero() {
+		l.idleSince = now
+	}
+	return now.Sub(l.idleSince)
 }
 
 // downFor reports how long the peer has been down (zero when it is up).
@@ -886,11 +902,12 @@ func (b *Bus) accept(c net.Conn) {
 	}
 	var l *link
 	if err == nil {
-		b.mu.RLock()
-		l = b.links[theirs.From]
-		b.mu.RUnlock()
+		// A peer memberlist has not told us about yet (gossip reaches
+		// members at different times) is taken; the manager forgets link
+		// state of ids memberlist never reports.
+		l = b.linkFor(theirs.From, "")
 		if l == nil {
-			err = fmt.Errorf("%w: %s", errUnknown, theirs.From)
+			err = fmt.Errorf("%w: %s has left", errUnknown, theirs.From)
 		}
 	}
 	if err != nil {

@@ -133,6 +133,7 @@ func (b *Bus) memberlistConfig() *memberlist.Config {
 	c.SuspicionMult = b.cfg.SuspicionMult
 	c.GossipInterval = b.cfg.GossipInterval
 	c.TCPTimeout = b.cfg.DialTimeout
+	c.RetransmitMult = 4 // the LAN default: every member hears of a join
 	c.Label = b.cfg.Label
 	if b.cfg.Key != nil {
 		c.SecretKey = b.cfg.Key
@@ -425,6 +426,8 @@ func (m *manager) tick() {
 		for id, l := range b.links {
 			if l.downFor(now) > linkLinger {
 				gone = append(gone, id)
+			} else if _, ok := m.alive[id]; !ok && l.idleFor(now) > linkLinger {
+				gone = append(gone, id) // never reported by memberlist
 			}
 		}
 		b.mu.RUnlock()
