@@ -115,8 +115,8 @@
 //	BenchmarkStoreWrite/plain            ~360 CPU ns/line incl. fsync + state file every 10,000 lines, 0 allocs
 //	BenchmarkStoreWrite/rewrite+match    ~650 CPU ns/line, 0 allocs
 //	BenchmarkStoreWrite/vhost            ~620 CPU ns/line (4 vhost files), 0 allocs
-//	BenchmarkDecodeAndWrite/eachRecord   ~250-380 CPU ns/line, 2 allocs per 100-line batch
-//	BenchmarkDecodeAndWrite/DecodeBatch  ~790-1300 CPU ns/line, 703 allocs per batch (logwire's decoder)
+//	BenchmarkDecodeAndWrite/eachRecord   ~250-380 CPU ns/line, 2 allocs per 100-line batch (logwire.RecordIter)
+//	BenchmarkDecodeAndWrite/DecodeBatch  ~790-1300 CPU ns/line, 703 allocs per batch (logwire.DecodeBatch)
 //	BenchmarkAggregatorObserve           ~190 CPU ns/record, 0 allocs
 //
 // End to end, logsub/scripts/e2e.sh [duration] [lines/s] runs 2 logpub

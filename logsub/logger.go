@@ -251,16 +251,6 @@ func (l *Logger) recvLoop(lg *loggerGroup) {
 	}
 }
 
-// fromWire fills r from a decoded wire record.
-func fromWire(r *Record, group string, h *logwire.BatchHeader, w *logwire.Record) {
-	*r = Record{
-		Group: group, Publisher: h.Publisher, Epoch: h.Epoch, Seq: w.Seq, Server: h.Publisher,
-		Time: w.Time, Vhost: w.VHost, Remote: w.Remote, User: w.User,
-		Method: w.Method, URL: w.URL, Proto: w.Proto, Status: w.Status, Bytes: w.Bytes,
-		Duration: w.Duration, Referer: w.Referer, UserAgent: w.UserAgent, Line: w.Line,
-	}
-}
-
 // drainLoop reads and discards an ack group's stream (other loggers' acks),
 // so that the logger never holds back their senders.
 func (l *Logger) drainLoop(g bus.Group) {

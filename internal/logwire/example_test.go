@@ -36,3 +36,25 @@ func Example() {
 	// web1/7 #2 201 GET /b
 	// ack web1 next 3
 }
+
+func ExampleIterRecords() {
+	msg := logwire.AppendBatchHeader(nil, &logwire.BatchHeader{Publisher: "web1", Epoch: 7, FirstSeq: 41, Count: 2})
+	msg = logwire.AppendRecord(msg, &logwire.Record{Status: 200, URL: "/a", Line: []byte("GET /a")})
+	msg = logwire.AppendRecord(msg, &logwire.Record{Status: 404, URL: "/b", Line: []byte("GET /b")})
+
+	it, err := logwire.IterRecords(msg)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	var r logwire.Record
+	for it.Next(&r) {
+		fmt.Printf("%s #%d %d %s\n", it.Header.Publisher, r.Seq, r.Status, r.Line)
+	}
+	if err := it.Err(); err != nil {
+		fmt.Println(err)
+	}
+	// Output:
+	// web1 #41 200 GET /a
+	// web1 #42 404 GET /b
+}

@@ -4,7 +4,9 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
+	"unsafe"
 )
 
 // Version is the encoding version this package writes and reads.
@@ -37,8 +39,11 @@ var (
 // the publisher id.
 const BatchHeaderSize = 2 + 8 + 8 + 8 + 4
 
-// countOffset is where a batch's record count sits.
-const countOffset = 2 + 8 + 8 + 8
+// Where a batch's first sequence number and record count sit.
+const (
+	firstSeqOffset = 2 + 8
+	countOffset    = 2 + 8 + 8 + 8
+)
 
 // MaxStringLen bounds every string field.
 const MaxStringLen = 1 << 24
@@ -64,7 +69,7 @@ type BatchHeader struct {
 // Record is one access-log record: the fields subscribers read without
 // parsing text, and the formatted line.
 type Record struct {
-	// Seq is the record's sequence number (set by DecodeBatch from the
+	// Seq is the record's sequence number (set by the decoders from the
 	// batch header; not encoded per record).
 	Seq uint64
 	// Time is when the request started.
@@ -100,6 +105,12 @@ func AppendBatchHeader(dst []byte, h *BatchHeader) []byte {
 	dst = binary.BigEndian.AppendUint64(dst, h.Dropped)
 	dst = binary.BigEndian.AppendUint32(dst, h.Count)
 	return appendString(dst, h.Publisher)
+}
+
+// SetFirstSeq patches the first sequence number of the batch encoded in b
+// (to send the same records again under new numbers, say).
+func SetFirstSeq(b []byte, seq uint64) {
+	binary.BigEndian.PutUint64(b[firstSeqOffset:], seq)
 }
 
 // SetCount patches the record count of the batch encoded in b.
@@ -173,9 +184,9 @@ func DecodeBatchHeader(b []byte) (BatchHeader, []byte, error) {
 		return h, nil, ErrShort
 	}
 	h.Epoch = binary.BigEndian.Uint64(b[2:])
-	h.FirstSeq = binary.BigEndian.Uint64(b[10:])
+	h.FirstSeq = binary.BigEndian.Uint64(b[firstSeqOffset:])
 	h.Dropped = binary.BigEndian.Uint64(b[18:])
-	h.Count = binary.BigEndian.Uint32(b[26:])
+	h.Count = binary.BigEndian.Uint32(b[countOffset:])
 	d := decoder{b: b[BatchHeaderSize:]}
 	h.Publisher = d.string()
 	if d.err != nil {
@@ -200,24 +211,89 @@ func DecodeBatchHeader(b []byte) (BatchHeader, []byte, error) {
 // DecodeBatch decodes a whole batch message. The records' strings are
 // copies; Line aliases b.
 func DecodeBatch(b []byte) (*Batch, error) {
-	h, rest, err := DecodeBatchHeader(b)
+	it, err := IterRecords(b)
 	if err != nil {
 		return nil, err
 	}
-	bt := &Batch{BatchHeader: h, Records: make([]Record, h.Count)}
-	for i := range bt.Records {
+	bt := &Batch{BatchHeader: it.Header, Records: make([]Record, it.Header.Count)}
+	for i := 0; i < len(bt.Records) && it.Next(&bt.Records[i]); i++ {
 		r := &bt.Records[i]
-		if rest, err = decodeRecord(rest, r); err != nil {
-			return nil, fmt.Errorf("logwire: record %d of %d: %w", i, h.Count, err)
+		for _, f := range [...]*string{&r.VHost, &r.Remote, &r.User, &r.Method, &r.URL, &r.Proto, &r.Referer, &r.UserAgent} {
+			*f = strings.Clone(*f)
 		}
-		r.Seq = h.FirstSeq + uint64(i)
 	}
-	if len(rest) != 0 {
-		return nil, fmt.Errorf("%w: %d bytes after the last record", ErrCorrupt, len(rest))
+	if err := it.Err(); err != nil {
+		return nil, err
 	}
 	return bt, nil
 }
 
+// RecordIter reads the records of a batch message one by one without
+// allocating: the strings and Line of the records it fills alias the
+// message. Use it where records are consumed as they are read (a logger
+// writing lines, a monitor counting them) and DecodeBatch where they are
+// kept.
+//
+//	it, err := logwire.IterRecords(msg)
+//	...
+//	var r logwire.Record
+//	for it.Next(&r) {
+//		// use r; clone what outlives msg
+//	}
+//	if err := it.Err(); err != nil { ... }
+//
+// A RecordIter is not safe for concurrent use.
+type RecordIter struct {
+	// Header is the batch header.
+	Header BatchHeader
+
+	rest []byte
+	i    uint32
+	err  error
+}
+
+// IterRecords decodes the header of the batch message b and returns an
+// iterator over its records. It allocates only the publisher id.
+func IterRecords(b []byte) (RecordIter, error) {
+	h, rest, err := DecodeBatchHeader(b)
+	if err != nil {
+		return RecordIter{Header: h}, err
+	}
+	return RecordIter{Header: h, rest: rest}, nil
+}
+
+// Next decodes the next record into r, its Seq included, and reports
+// whether there was one. The strings and Line of r alias the message: they
+// are valid while the message's bytes are. Next returns false after the
+// last record or at the first malformed one (see Err).
+func (it *RecordIter) Next(r *Record) bool {
+	if it.err != nil || it.i >= it.Header.Count {
+		return false
+	}
+	rest, err := decodeRecord(it.rest, r)
+	if err != nil {
+		it.err = fmt.Errorf("logwire: record %d of %d: %w", it.i, it.Header.Count, err)
+		return false
+	}
+	r.Seq = it.Header.FirstSeq + uint64(it.i)
+	it.rest = rest
+	it.i++
+	return true
+}
+
+// Err returns the error that stopped Next, or, once every record has been
+// read, an error if bytes follow the last record; nil otherwise. A batch
+// that DecodeBatch rejects makes Err return an error wrapping the same
+// sentinel.
+func (it *RecordIter) Err() error {
+	if it.err == nil && it.i == it.Header.Count && len(it.rest) != 0 {
+		it.err = fmt.Errorf("%w: %d bytes after the last record", ErrCorrupt, len(it.rest))
+	}
+	return it.err
+}
+
+// decodeRecord decodes one record into r, its strings aliasing b, and
+// returns the bytes after it.
 func decodeRecord(b []byte, r *Record) ([]byte, error) {
 	if len(b) < 4 {
 		return nil, ErrShort
@@ -227,25 +303,26 @@ func decodeRecord(b []byte, r *Record) ([]byte, error) {
 		return nil, ErrShort
 	}
 	d := decoder{b: b[4 : 4+n]}
+	r.Time = time.Time{}
 	if t := d.varint(); t != 0 {
 		r.Time = time.Unix(0, t).UTC()
 	}
 	dur := d.uvarint()
 	status := d.uvarint()
 	r.Bytes = d.varint()
-	if dur > 1<<62 || status > 999 {
+	if d.err == nil && (dur > 1<<62 || status > 999) {
 		return nil, fmt.Errorf("%w: duration or status out of range", ErrCorrupt)
 	}
 	r.Duration = time.Duration(dur)
 	r.Status = int(status)
-	r.VHost = d.string()
-	r.Remote = d.string()
-	r.User = d.string()
-	r.Method = d.string()
-	r.URL = d.string()
-	r.Proto = d.string()
-	r.Referer = d.string()
-	r.UserAgent = d.string()
+	r.VHost = d.view()
+	r.Remote = d.view()
+	r.User = d.view()
+	r.Method = d.view()
+	r.URL = d.view()
+	r.Proto = d.view()
+	r.Referer = d.view()
+	r.UserAgent = d.view()
 	r.Line = d.bytes()
 	if d.err != nil {
 		return nil, d.err
@@ -311,4 +388,25 @@ func (d *decoder) bytes() []byte {
 	return v
 }
 
+// string returns a copy of the next string field.
 func (d *decoder) string() string { return string(d.bytes()) }
+
+// view returns the next string field aliasing the message.
+func (d *decoder) view() string {
+	if d.err == nil && len(d.b) > 0 && d.b[0] < 0x80 && int(d.b[0]) < len(d.b) {
+		// Fast path: a length below 128 is a one-byte uvarint.
+		n := int(d.b[0])
+		if n == 0 {
+			d.b = d.b[1:]
+			return ""
+		}
+		s := unsafe.String(&d.b[1], n)
+		d.b = d.b[1+n:]
+		return s
+	}
+	b := d.bytes()
+	if len(b) == 0 {
+		return ""
+	}
+	return unsafe.String(&b[0], len(b))
+}
