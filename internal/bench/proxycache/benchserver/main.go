@@ -1,25 +1,29 @@
 // Command benchserver serves the objects of the proxycache benchmark
-// (proxycache/scripts/bench.sh): the origin, proxycache in front of it, or
-// http.FileServer on a directory.
+// (proxycache/scripts/bench.sh): the origin, proxycache in front of it,
+// http.FileServer on a directory, or the least a net/http handler can do
+// to send a file with sendfile(2) (mode sendfile: open, fstat, two header
+// fields, io.Copy), the floor for any Go server of files.
 package main
 
 import (
 	"flag"
 	"fmt"
+	"io"
 	"log"
 	"log/slog"
 	"net/http"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 
 	"github.com/peerscale/peerscale/proxycache"
 )
 
 func main() {
-	mode := flag.String("mode", "proxycache", "origin | proxycache | fileserver")
+	mode := flag.String("mode", "proxycache", "origin | proxycache | fileserver | sendfile")
 	listen := flag.String("listen", "127.0.0.1:0", "address")
-	dir := flag.String("dir", "", "cache directory (proxycache) or document root (fileserver)")
+	dir := flag.String("dir", "", "cache directory (proxycache) or document root (fileserver, sendfile)")
 	origin := flag.String("origin", "", "origin URL (proxycache)")
 	host := flag.String("host", "127.0.0.1", "host name the proxy serves (proxycache)")
 	flag.Parse()
@@ -34,6 +38,7 @@ func main() {
 			}
 			w.Header().Set("Cache-Control", "max-age=86400")
 			w.Header().Set("Content-Type", "application/octet-stream")
+			w.Header().Set("Content-Length", strconv.Itoa(n))
 			w.Write([]byte(strings.Repeat("x", n)))
 		})
 	case "proxycache":
@@ -49,6 +54,27 @@ func main() {
 		h = c
 	case "fileserver":
 		h = http.FileServer(http.Dir(*dir))
+	case "sendfile":
+		root, err := os.OpenRoot(*dir)
+		if err != nil {
+			log.Fatal(err)
+		}
+		h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			f, err := root.Open(strings.TrimPrefix(r.URL.Path, "/"))
+			if err != nil {
+				http.NotFound(w, r)
+				return
+			}
+			defer f.Close()
+			fi, err := f.Stat()
+			if err != nil || !fi.Mode().IsRegular() {
+				http.NotFound(w, r)
+				return
+			}
+			w.Header().Set("Content-Type", "application/octet-stream")
+			w.Header().Set("Content-Length", strconv.FormatInt(fi.Size(), 10))
+			io.Copy(w, f)
+		})
 	default:
 		log.Fatalf("unknown mode %q", *mode)
 	}
