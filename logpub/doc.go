@@ -93,7 +93,10 @@
 //
 // Records stay in memory or in the journal until AckQuorum durable loggers
 // acknowledged them on the ack group (protocol in internal/logwire);
-// journal segments are deleted once every batch in them is acknowledged.
+// journal segments are deleted once every batch in them is acknowledged,
+// the one being written included (the next batch starts a new segment), so
+// a fully acknowledged journal takes no space (Stats.JournalBytes is 0) and
+// a restart replays nothing.
 // The Publisher retransmits when a logger asks (gap, restart: Resend and
 // AckSync), when a member joins the ack group (a logger back after a
 // crash or a partition), and after a failed Send (bus outage). After a

@@ -33,11 +33,10 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // segment is one journal file.
 type segment struct {
-	path   string
-	f      *os.File
-	size   int64
-	live   int  // retained batches stored in it
-	active bool // still appended to
+	path string
+	f    *os.File
+	size int64
+	live int // retained batches stored in it
 }
 
 type journal struct {
@@ -145,11 +144,7 @@ func (j *journal) load(path string) (*segment, []recovered, error) {
 // the batch.
 func (j *journal) append(framed []byte, epoch, first uint64) (*segment, int64, error) {
 	if j.cur != nil && j.cur.size >= j.segBytes {
-		j.cur.active = false
-		if j.cur.live == 0 {
-			j.remove(j.cur)
-		}
-		j.cur = nil
+		j.cur = nil // full: later batches go to a new segment
 	}
 	if j.cur == nil {
 		path := filepath.Join(j.dir, fmt.Sprintf("%016x-%016x%s", epoch, first, segmentSuffix))
@@ -157,7 +152,7 @@ func (j *journal) append(framed []byte, epoch, first uint64) (*segment, int64, e
 		if err != nil {
 			return nil, 0, fmt.Errorf("logpub: journal: %w", err)
 		}
-		j.cur = &segment{path: path, f: f, active: true}
+		j.cur = &segment{path: path, f: f}
 		j.segs = append(j.segs, j.cur)
 	}
 	s := j.cur
@@ -182,10 +177,12 @@ func (j *journal) read(s *segment, off int64, size int) ([]byte, error) {
 }
 
 // release marks one batch of s acknowledged and deletes s once it holds
-// none and is no longer appended to.
+// none. The segment being appended to is deleted too (the next append
+// starts a new one): a fully acknowledged journal takes no space, and a
+// restart does not replay acknowledged batches.
 func (j *journal) release(s *segment) {
 	s.live--
-	if s.live == 0 && !s.active {
+	if s.live == 0 {
 		j.remove(s)
 	}
 }
