@@ -767,7 +767,8 @@ func (m *Manager) acquire(ctx context.Context, name string) bool {
 		m.announceN[name] = m.cfg.AnnounceCount - 1
 		m.announceAt[name] = time.Now().Add(m.cfg.AnnounceInterval)
 	}
-	m.count(func(s *Stats) { s.Acquisitions++ })
+	held := len(m.held)
+	m.count(func(s *Stats) { s.Acquisitions++; s.Held = held })
 	m.log.Info("acquired", "vif", name, "view", m.view.ID)
 	m.notifyShared(ctx, name)
 	m.emit(Event{Kind: EventAcquired, VIF: name})
@@ -785,7 +786,8 @@ func (m *Manager) release(ctx context.Context, name string, to bus.MemberID) {
 		m.releaseErr = errors.Join(m.releaseErr, err)
 		return
 	}
-	m.count(func(s *Stats) { s.Releases++ })
+	held := len(m.held)
+	m.count(func(s *Stats) { s.Releases++; s.Held = held })
 	m.log.Info("released", "vif", name, "to", to)
 	m.emit(Event{Kind: EventReleased, VIF: name, Peer: to})
 }
