@@ -3,6 +3,7 @@ package cluster
 import (
 	"cmp"
 	"context"
+	"fmt"
 	"log"
 	"log/slog"
 	"maps"
@@ -454,7 +455,9 @@ func (m *manager) target(g string, cur []bus.MemberID) []bus.MemberID {
 	}
 	var out []bus.MemberID
 	for _, id := range cur {
-		if _, ok := lookup(id); !ok {
+		// A member of the view stays until it is known to be gone:
+		// memberlist may not have told this member about it yet.
+		if _, ok := lookup(id); !ok && m.gone(id) {
 			continue
 		}
 		if w, ok := m.wants[id]; ok && !w[g] {
@@ -476,6 +479,17 @@ func (m *manager) target(g string, cur []bus.MemberID) []bus.MemberID {
 		out = append(out, mem.id)
 	}
 	return out
+}
+
+// gone reports whether id left (goodbye, or memberlist declared it dead)
+// or was never heard of.
+func (m *manager) gone(id bus.MemberID) bool {
+	b := m.b
+	b.mu.RLock()
+	_, dead := b.tomb[id]
+	l := b.links[id]
+	b.mu.RUnlock()
+	return dead || l == nil || l.downFor(time.Now()) > 0
 }
 
 // flush installs a new view for every group whose membership changed.
@@ -538,7 +552,7 @@ func (m *manager) install(g string, cur *viewMsg, members []bus.MemberID) {
 	}
 	b.applyView(v)
 	b.stats.installed.Add(1)
-	b.log.Debug("view installed", "group", g, "view", v.ID.String(), "members", len(members))
+	b.log.Debug("view installed", "group", g, "view", v.ID.String(), "members", fmt.Sprint(members))
 	m.trackers = append(m.trackers, tr)
 	b.tracking.Store(int32(len(m.trackers)))
 }
