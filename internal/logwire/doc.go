@@ -34,8 +34,8 @@
 // decoder. go test ./internal/logwire -run '^$' -bench Decode -count 5
 // (100-record batches of combined lines, shared 2-core machine, medians):
 //
-//	BenchmarkDecode/RecordIter   ~75-95 ns/record, 0.01 allocs/record (the publisher id, once per batch)
-//	BenchmarkDecode/DecodeBatch  ~740 ns/record, 7 allocs/record
+//	BenchmarkDecode/RecordIter   ~75-150 ns/record, 0.01 allocs/record (the publisher id, once per batch)
+//	BenchmarkDecode/DecodeBatch  ~740-1150 ns/record, 7 allocs/record (6-8× RecordIter in the same run)
 //
 // # Streams and sequence numbers
 //

@@ -31,7 +31,11 @@
 // The tests compare every conversion and flag with GNU date in the C locale
 // around year and ISO-week edges (skipped when date is missing, failing
 // instead when PEERSCALE_REQUIRE_TOOLS=1). Append allocates nothing when
-// dst has room:
+// dst has room. go test ./internal/strftime -run '^$' -bench . -count 5 on a
+// shared, loaded 2-core machine (wall time, medians):
 //
-//	go test -run '^$' -bench . -benchmem ./internal/strftime
+//	BenchmarkAppend/AppendCLF  ~60-130 ns, 0 allocs
+//	BenchmarkAppend/clf        ~200-480 ns ("[%d/%b/%Y:%H:%M:%S %z]"), 0 allocs
+//	BenchmarkAppend/iso        ~230-540 ns ("%Y-%m-%dT%H:%M:%S%z"), 0 allocs
+//	BenchmarkAppend/all        ~2.5-3.9 µs (every conversion and flag), 0 allocs
 package strftime
