@@ -248,7 +248,7 @@ func (s *store) statBody(rel string, m *meta) bool {
 // openBody opens the body of an entry and checks that it is the file the
 // sidecar describes.
 func (s *store) openBody(rel string, m *meta) (*os.File, error) {
-	f, err := os.Open(s.abs(rel))
+	f, err := openFile(s.abs(rel))
 	if err != nil {
 		return nil, errBodyGone
 	}
