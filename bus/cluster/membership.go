@@ -7,6 +7,7 @@ import (
 	"log"
 	"log/slog"
 	"maps"
+	"math"
 	"slices"
 	"strings"
 	"time"
@@ -472,6 +473,9 @@ func (m *manager) target(g string, cur []bus.MemberID) []bus.MemberID {
 		}
 		if mem, ok := lookup(id); ok {
 			fresh = append(fresh, mem)
+		} else if !m.gone(id) {
+			// Its state came on a link before memberlist told of it.
+			fresh = append(fresh, member{id: id, meta: meta{Boot: math.MaxInt64}})
 		}
 	}
 	slices.SortFunc(fresh, older)
@@ -481,15 +485,15 @@ func (m *manager) target(g string, cur []bus.MemberID) []bus.MemberID {
 	return out
 }
 
-// gone reports whether id left (goodbye, or memberlist declared it dead)
-// or was never heard of.
+// gone reports whether id left: it said goodbye or memberlist declared it
+// dead. A member not heard of yet is not gone.
 func (m *manager) gone(id bus.MemberID) bool {
 	b := m.b
 	b.mu.RLock()
 	_, dead := b.tomb[id]
 	l := b.links[id]
 	b.mu.RUnlock()
-	return dead || l == nil || l.downFor(time.Now()) > 0
+	return dead || (l != nil && l.downFor(time.Now()) > 0)
 }
 
 // flush installs a new view for every group whose membership changed.
