@@ -129,8 +129,8 @@
 //
 //	go test -run XXX -bench 'FIFO$|Baseline' -benchtime 2s -count 3 ./bus/cluster/
 //
-//	FIFO, 3 members, 1 sender        79-117k sends/s   3.3-4.1 CPU-µs/send (3 deliveries each)
-//	FIFO, 5 members, 5 senders       13-50k sends/s    5-15 CPU-µs/send (5 deliveries each)
+//	FIFO, 3 members, 1 sender        79-137k sends/s   3.3-5.0 CPU-µs/send (3 deliveries each)
+//	FIFO, 5 members, 5 senders       13-108k sends/s   4.8-15 CPU-µs/send (5 deliveries each)
 //	memberlist SendReliable          470-2,200 sends/s 320-530 CPU-µs/send
 //	raw TCP stream, bufio, no protocol 1.3-2.7M sends/s 0.2 CPU-µs/send
 //
