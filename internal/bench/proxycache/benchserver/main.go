@@ -1,11 +1,14 @@
 // Command benchserver serves the objects of the proxycache benchmark
 // (proxycache/scripts/bench.sh): the origin, proxycache in front of it,
-// http.FileServer on a directory, or the least a net/http handler can do
-// to send a file with sendfile(2) (mode sendfile: open, fstat, two header
-// fields, io.Copy), the floor for any Go server of files.
+// http.FileServer on a directory, the least a net/http handler can do to
+// send a file with sendfile(2) (mode sendfile: open, fstat, two header
+// fields, io.Copy), the floor for any Go server of files, or the least it
+// can do to answer from memory (mode memory: two header fields and one
+// Write of a prepared body), the floor for hits served from memory.
 package main
 
 import (
+	"bytes"
 	"flag"
 	"fmt"
 	"io"
@@ -16,12 +19,13 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/peerscale/peerscale/proxycache"
 )
 
 func main() {
-	mode := flag.String("mode", "proxycache", "origin | proxycache | fileserver | sendfile")
+	mode := flag.String("mode", "proxycache", "origin | proxycache | fileserver | sendfile | memory")
 	listen := flag.String("listen", "127.0.0.1:0", "address")
 	dir := flag.String("dir", "", "cache directory (proxycache) or document root (fileserver, sendfile)")
 	origin := flag.String("origin", "", "origin URL (proxycache)")
@@ -54,6 +58,26 @@ func main() {
 		h = c
 	case "fileserver":
 		h = http.FileServer(http.Dir(*dir))
+	case "memory":
+		var mu sync.Mutex
+		bodies := map[int][]byte{}
+		h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			var n int
+			if _, err := fmt.Sscanf(r.URL.Path, "/obj-%d", &n); err != nil || n > 64<<20 {
+				http.NotFound(w, r)
+				return
+			}
+			mu.Lock()
+			b := bodies[n]
+			if b == nil {
+				b = bytes.Repeat([]byte("x"), n)
+				bodies[n] = b
+			}
+			mu.Unlock()
+			w.Header().Set("Content-Type", "application/octet-stream")
+			w.Header().Set("Content-Length", strconv.Itoa(n))
+			w.Write(b)
+		})
 	case "sendfile":
 		root, err := os.OpenRoot(*dir)
 		if err != nil {
