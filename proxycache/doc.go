@@ -142,36 +142,39 @@
 // a prepared []byte). Servers run on CPU 0 (Go with GOMAXPROCS=1); every
 // server is checked to answer 200 with the whole object (and a cache hit)
 // before it is measured, rounds interleave the servers, and the table
-// gives medians of the CPU time of the server process (utime+stime):
+// gives medians of the CPU time of the server process (utime+stime).
+// Two runs of
 //
 //	RUNS=5 DURATION=3s proxycache/scripts/bench.sh
 //
-//	size     server      CPU µs/request (user+sys)   requests/s (noisy)
-//	10 KiB   proxycache   98 (35+66)                 4.2k
-//	10 KiB   nginx        50 (14+37)                 2.9k
-//	10 KiB   FileServer  146 (61+83)                 1.6k
-//	10 KiB   sendfile    132 (48+83)                 1.6k
-//	10 KiB   memory       68 (24+45)                 3.9k
-//	1 MiB    proxycache  383 (72+318)                323
-//	1 MiB    nginx       422 (27+399)                264
-//	1 MiB    FileServer  362 (109+249)               536
-//	1 MiB    sendfile    355 (91+256)                376
-//	1 MiB    memory      397 (68+312)                546
+// gave (CPU µs per request, user+sys, first run / second run):
+//
+//	size     server      CPU µs/request                requests/s (noisy)
+//	10 KiB   proxycache   98 (35+66) /  61 (26+35)     4.2k / 11.5k
+//	10 KiB   nginx        50 (14+37) /  40 (10+29)     2.9k / 14.8k
+//	10 KiB   FileServer  146 (61+83) /  87 (37+49)     1.6k / 10.1k
+//	10 KiB   sendfile    132 (48+83) /  68 (31+37)     1.6k / 11.2k
+//	10 KiB   memory       68 (24+45) /  43 (19+24)     3.9k / 18.7k
+//	1 MiB    proxycache  383 (72+318) / 350 (61+297)   323 / 1140
+//	1 MiB    nginx       422 (27+399) / 402 (12+387)   264 / 1188
+//	1 MiB    FileServer  362 (109+249) / 352 (42+314)  536 / 1241
+//	1 MiB    sendfile    355 (91+256) / 333 (40+269)   376 / 1128
+//	1 MiB    memory      397 (68+312) / 236 (33+207)   546 / 1378
 //
 // Ratios below are CPU efficiency against another server: its CPU time
 // per request divided by proxycache's (above 1, proxycache is cheaper).
-// At 1 MiB proxycache reaches 1.10× nginx (goal ≥ 0.95×): every server
-// spends the time in the kernel's sendfile(2) and loopback delivery, and a
-// hit makes the same system calls as nginx's (open, fstat, one write of
-// the header, one sendfile, close). At 10 KiB it reaches 1.50× FileServer
-// (goal ≥ 1.4×) but 0.51× nginx (goal ≥ 0.85×), and that goal is out of
-// reach for any net/http handler here: the memory handler, which does
-// nothing but one Write, reaches only 0.73× nginx. The gap is net/http's
-// per-request work and the Go runtime (sysmon waking every 20 µs on the
-// same core, thread hand-offs around write system calls), not the cache;
-// proxycache adds about 30 µs to that floor (one stat(2) to check that
-// the body file is still the one recorded, the header copy, the Age and
-// Cache-Status fields).
+// At 1 MiB proxycache reaches 1.10–1.15× nginx (goal ≥ 0.95×): every
+// server spends the time in the kernel's sendfile(2) and loopback
+// delivery, and a hit makes the same system calls as nginx's (open, fstat,
+// one write of the header, one sendfile, close). At 10 KiB it reaches
+// 1.42–1.50× FileServer (goal ≥ 1.4×) but 0.51–0.65× nginx (goal ≥
+// 0.85×). The smallest net/http handler that answers from memory reaches
+// only 0.73–0.93× nginx: net/http's per-request work and the Go runtime
+// (sysmon waking every 20 µs on the same core, thread hand-offs around
+// write system calls: about 15% of the CPU profile) take most of the
+// budget, and proxycache costs 1.4× that floor (one stat(2) per hit, about
+// 8% of the profile, to check that the body file is still the one
+// recorded; the header copy; the Age and Cache-Status fields).
 //
 // Other figures, from go test benchmarks:
 //
