@@ -145,6 +145,7 @@ type Stats struct {
 	JournalBytes int64  // bytes of journal segments on disk now
 	SendErrors   uint64 // failed Sends (each retried)
 	BadMessages  uint64 // undecodable messages received on the ack group
+	Stalled      uint64 // resends started by a logger repeating an ack short of what was sent
 }
 
 // New starts a Publisher that sends to group on b. It joins the ack group,
@@ -725,6 +726,8 @@ func (p *Publisher) rewind(pos uint64) {
 
 func (p *Publisher) handleAck(a *logwire.Ack) {
 	p.mu.Lock()
+	end := p.base + uint64(len(p.retained))
+	from := end
 	if a.Flags&logwire.AckDurable != 0 && p.cfg.AckQuorum > 0 {
 		m := p.acks[a.Logger]
 		if m == nil && len(p.acks) < maxLoggers {
@@ -735,14 +738,25 @@ func (p *Publisher) handleAck(a *logwire.Ack) {
 			for _, e := range a.Entries {
 				// Acks name every publisher's streams: keep only ours.
 				k := streamKey{e.Publisher, e.Epoch}
-				if p.streams[k] && e.Next > m[k] {
+				if !p.streams[k] {
+					continue
+				}
+				prev, seen := m[k]
+				if e.Next > prev {
 					m[k] = e.Next
+				}
+				// A logger repeating the same ack while batches past it
+				// were sent lost their tail (nothing later reveals the
+				// gap to it): send again from there.
+				if seen && e.Next == prev {
+					if pos := p.findLocked(k, e.Next); pos < p.sendPos {
+						from = min(from, pos)
+						p.stats.Stalled++
+					}
 				}
 			}
 		}
 	}
-	end := p.base + uint64(len(p.retained))
-	from := end
 	listed := make(map[streamKey]uint64, len(a.Entries))
 	for _, e := range a.Entries {
 		k := streamKey{e.Publisher, e.Epoch}
