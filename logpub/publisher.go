@@ -146,7 +146,6 @@ type Stats struct {
 	SendErrors   uint64 // failed Sends (each retried)
 	BadMessages  uint64 // undecodable messages received on the ack group
 	Stalled      uint64 // resends started by a logger repeating an ack short of what was sent
-	Timeouts     uint64 // resends of everything retained after no acknowledgement for a while
 }
 
 // New starts a Publisher that sends to group on b. It joins the ack group,
@@ -447,13 +446,6 @@ func (p *Publisher) notifyLocked() {
 func (p *Publisher) flusher(ctx context.Context) {
 	t := time.NewTicker(p.cfg.FlushInterval)
 	defer t.Stop()
-	// Retransmission timeout: when everything retained was sent and no
-	// acknowledgement made progress for rto, send it all again (doubling
-	// rto up to maxRTO), so a logger that lost the tail of a stream with
-	// nothing after it to reveal the gap still gets it.
-	rto := minRTO
-	var lastAcked uint64
-	progressAt := time.Now()
 	for {
 		select {
 		case <-ctx.Done():
@@ -462,15 +454,6 @@ func (p *Publisher) flusher(ctx context.Context) {
 		case <-t.C:
 			p.mu.Lock()
 			p.sealLocked()
-			now := time.Now()
-			switch {
-			case p.stats.Acked != lastAcked || len(p.retained) == 0 || p.cfg.AckQuorum <= 0:
-				lastAcked, progressAt, rto = p.stats.Acked, now, minRTO
-			case p.sendPos >= p.base+uint64(len(p.retained)) && now.Sub(progressAt) >= rto:
-				p.sendPos = p.base
-				p.stats.Timeouts++
-				progressAt, rto = now, min(2*rto, maxRTO)
-			}
 			p.mu.Unlock()
 		}
 		p.writeJournal()
@@ -687,12 +670,6 @@ func (p *Publisher) releaseSegments(segs []*segment) {
 	p.stats.JournalBytes = jb
 	p.mu.Unlock()
 }
-
-// Bounds of the retransmission timeout (see flusher).
-const (
-	minRTO = 2 * time.Second
-	maxRTO = 32 * time.Second
-)
 
 // maxLoggers bounds the loggers whose acks a Publisher remembers.
 const maxLoggers = 1024
