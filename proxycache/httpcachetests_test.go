@@ -167,7 +167,17 @@ func TestHTTPCacheTests(t *testing.T) {
 	cli.Stderr = &stderr
 	results, err := cli.Output()
 	require.NoError(t, err, "%s", stderr.String())
-	require.True(t, json.Valid(results), "no results from the suite: %s", stderr.String())
+	if !json.Valid(results) {
+		// The suite's client has been seen to print nothing once on a
+		// loaded machine; one more run tells a flake from a failure.
+		t.Logf("no results from the suite (%d bytes, stderr %q); running it again", len(results), stderr.String())
+		stderr.Reset()
+		again := exec.CommandContext(ctx, cli.Path, cli.Args[1:]...)
+		again.Dir, again.Env, again.Stderr = cli.Dir, cli.Env, &stderr
+		results, err = again.Output()
+		require.NoError(t, err, "%s", stderr.String())
+	}
+	require.True(t, json.Valid(results), "no results from the suite: %q %s", results, stderr.String())
 	resultsFile := filepath.Join(t.TempDir(), "results.json")
 	require.NoError(t, os.WriteFile(resultsFile, results, 0o644))
 
