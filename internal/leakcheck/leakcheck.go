@@ -57,19 +57,7 @@ func check(t TB, timeout time.Duration) {
 	})
 }
 
-// Goroutines returns the stacks of the goroutines that run now, except
-// the caller's and the testing package's.
-func Goroutines() []string {
-	var out []string
-	for _, s := range snapshot() {
-		if interesting(s) {
-			out = append(out, s)
-		}
-	}
-	return out
-}
-
-func snapshot() map[string]string {
+func snapshot() map[int]string {
 	buf := make([]byte, 1<<20)
 	for {
 		n := runtime.Stack(buf, true)
@@ -79,7 +67,7 @@ func snapshot() map[string]string {
 		}
 		buf = make([]byte, 2*len(buf))
 	}
-	out := make(map[string]string)
+	out := make(map[int]string)
 	for g := range bytes.SplitSeq(buf, []byte("\n\n")) {
 		s := string(g)
 		// "goroutine 17 [running]:"
@@ -91,7 +79,7 @@ func snapshot() map[string]string {
 		if strings.Contains(header, "[running]") && strings.Contains(s, "leakcheck.snapshot") {
 			continue // ourselves
 		}
-		out[fmt.Sprint(id)] = s
+		out[id] = s
 	}
 	return out
 }
