@@ -7,10 +7,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"os"
 	"os/exec"
 	"regexp"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -30,24 +32,47 @@ type cdpPage struct {
 // loopback port and attaches to its blank page. It stops at the test's end.
 func startChromium(t *testing.T, chromium string) *cdpPage {
 	t.Helper()
+	// Chromium's helper processes (zygote, renderers, crash handler) keep
+	// writing to the profile for a moment after the browser exits, so the
+	// profile is not a t.TempDir: it is removed after the whole process
+	// group is gone, with a few retries.
+	profile, err := os.MkdirTemp("", "logmon-chromium-")
+	if err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cmd := exec.CommandContext(ctx, chromium,
 		"--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
 		"--disable-background-networking", "--disable-component-update", "--disable-sync",
 		"--disable-dev-shm-usage", "--hide-scrollbars", "--window-size=1300,1000",
-		"--user-data-dir="+t.TempDir(), "--remote-debugging-address=127.0.0.1", "--remote-debugging-port=0",
+		"--user-data-dir="+profile, "--remote-debugging-address=127.0.0.1", "--remote-debugging-port=0",
 		"--remote-allow-origins=http://127.0.0.1",
 		"about:blank")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := cmd.Start(); err != nil {
+		os.RemoveAll(profile)
 		t.Fatalf("chromium: %v", err)
 	}
 	t.Cleanup(func() {
 		cancel()
 		cmd.Wait()
+		// Helpers outside the group (if any) may still hold the profile.
+		for i := 0; ; i++ {
+			err := os.RemoveAll(profile)
+			if err == nil {
+				return
+			}
+			if i == 50 {
+				t.Errorf("removing the Chromium profile: %v", err)
+				return
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
 	})
 	// Chromium prints "DevTools listening on ws://127.0.0.1:PORT/devtools/browser/ID".
 	found := make(chan string, 1)
