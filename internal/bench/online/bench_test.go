@@ -2,7 +2,9 @@ package onlinebench
 
 import (
 	"math/rand/v2"
+	"runtime"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -71,6 +73,16 @@ func variants() []variant {
 			query: func(x index, url string) int {
 				sv = x.(*online.Index).AppendOnURL(sv[:0], url, 30)
 				return len(sv)
+			},
+		},
+		{
+			name: "towers",
+			new: func(now func() time.Time) index {
+				return newTowersIndex(benchWindow, now)
+			},
+			query: func(x index, url string) int {
+				bv = x.(*towersIndex).AppendOnURL(bv[:0], url, 30)
+				return len(bv)
 			},
 		},
 		{
@@ -153,42 +165,83 @@ func BenchmarkOnURL30(b *testing.B) {
 	}
 }
 
-// TestVariantsAgree checks that the B-tree variant answers like the
-// index, so the benchmark compares equal work.
+// TestVariantsAgree checks that the other variants answer like the index,
+// so the benchmark compares equal work.
 func TestVariantsAgree(t *testing.T) {
 	tr := newTrace(1 << 14)
 	now := time.UnixMilli(1_800_000_000_000)
-	vs := variants()
-	s := vs[0].new(func() time.Time { return now }).(*online.Index)
-	bt := vs[1].new(func() time.Time { return now }).(*btreeIndex)
+	s := online.NewIndex(online.Config{Window: benchWindow, Now: func() time.Time { return now }})
+	others := map[string]interface {
+		index
+		AppendOnURL([]visit, string, int) []visit
+	}{
+		"towers": newTowersIndex(benchWindow, func() time.Time { return now }),
+		"btree":  newBTreeIndex(benchWindow, func() time.Time { return now }),
+	}
 	off := now.UnixMilli() - benchWindow.Milliseconds()/2
 	for i := range tr.u {
 		ms := off + tr.dt[i]*100
 		a := s.Hit(tr.users[tr.u[i]], tr.urls[tr.p[i]], time.UnixMilli(ms))
-		c := bt.Hit(tr.users[tr.u[i]], tr.urls[tr.p[i]], time.UnixMilli(ms))
-		if a != c {
-			t.Fatalf("hit %d: skiplist %v, btree %v", i, a, c)
+		for name, o := range others {
+			if c := o.Hit(tr.users[tr.u[i]], tr.urls[tr.p[i]], time.UnixMilli(ms)); a != c {
+				t.Fatalf("hit %d: skiplist %v, %s %v", i, a, name, c)
+			}
 		}
 		if i%100 == 0 {
 			now = time.UnixMilli(ms)
-			if a, c := s.Expire(), bt.Expire(); a != c {
-				t.Fatalf("expire at %d: skiplist %d, btree %d", i, a, c)
+			a := s.Expire()
+			for name, o := range others {
+				if c := o.Expire(); a != c {
+					t.Fatalf("expire at %d: skiplist %d, %s %d", i, a, name, c)
+				}
 			}
 		}
 	}
-	if s.Count() != bt.Count() || s.Count() == 0 {
-		t.Fatalf("count: skiplist %d, btree %d", s.Count(), bt.Count())
+	if s.Count() == 0 {
+		t.Fatal("nobody online")
 	}
-	for _, url := range tr.urls[:50] {
-		a := s.OnURL(url, 30)
-		c := bt.AppendOnURL(nil, url, 30)
-		if len(a) != len(c) {
-			t.Fatalf("%s: %d vs %d users", url, len(a), len(c))
+	for name, o := range others {
+		if s.Count() != o.Count() {
+			t.Fatalf("count: skiplist %d, %s %d", s.Count(), name, o.Count())
 		}
-		for j := range a {
-			if a[j].User != c[j].User || !a[j].Time.Equal(c[j].Time) {
-				t.Fatalf("%s #%d: %v vs %v", url, j, a[j], c[j])
+		for _, url := range tr.urls[:50] {
+			a := s.OnURL(url, 30)
+			c := o.AppendOnURL(nil, url, 30)
+			if len(a) != len(c) {
+				t.Fatalf("%s on %s: %d vs %d users", name, url, len(a), len(c))
+			}
+			for j := range a {
+				if a[j].User != c[j].User || !a[j].Time.Equal(c[j].Time) {
+					t.Fatalf("%s on %s #%d: %v vs %v", name, url, j, a[j], c[j])
+				}
 			}
 		}
+	}
+}
+
+// BenchmarkMemory reports the heap each variant holds per tracked user,
+// user names included (URL names not), with 100,000 users online.
+func BenchmarkMemory(b *testing.B) {
+	tr := newTrace(benchUsers)
+	for _, v := range variants() {
+		b.Run(v.name, func(b *testing.B) {
+			var perUser float64
+			for b.Loop() {
+				var before, after runtime.MemStats
+				runtime.GC()
+				runtime.ReadMemStats(&before)
+				now := time.UnixMilli(1_800_000_000_000)
+				x := v.new(func() time.Time { return now })
+				start := now.Add(-benchWindow / 2)
+				for i, u := range tr.users {
+					x.Hit(strings.Clone(u), tr.urls[tr.p[i]], start.Add(time.Duration(i)*time.Millisecond))
+				}
+				runtime.GC()
+				runtime.ReadMemStats(&after)
+				perUser = float64(after.HeapAlloc-before.HeapAlloc) / float64(x.Count())
+				runtime.KeepAlive(x)
+			}
+			b.ReportMetric(perUser, "bytes/user")
+		})
 	}
 }
