@@ -5,14 +5,16 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http/httptest"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"sort"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -25,7 +27,7 @@ import (
 // http-cache-tests, run against a Cache on loopback.
 const (
 	cacheTestsVersion  = "0.4.5"
-	cacheTestsRequired = 125 // required tests that must pass
+	cacheTestsRequired = 151 // required tests that must pass (of 157)
 )
 
 // countScript prints, as JSON, the required tests of the suite that passed
@@ -104,12 +106,36 @@ func run(t *testing.T, dir, name string, args ...string) []byte {
 	return out
 }
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+// serverOutput collects the test server's output and reports the port it
+// says it listens on ("Listening on http://127.0.0.1:PORT/").
+type serverOutput struct {
+	mu   sync.Mutex
+	buf  bytes.Buffer
+	port chan int
+	sent bool
+}
+
+var listeningRE = regexp.MustCompile(`Listening on https?://127\.0\.0\.1:(\d+)/`)
+
+func (o *serverOutput) Write(b []byte) (int, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.buf.Write(b)
+	if !o.sent {
+		if m := listeningRE.FindSubmatch(o.buf.Bytes()); m != nil {
+			if p, err := strconv.Atoi(string(m[1])); err == nil {
+				o.sent = true
+				o.port <- p
+			}
+		}
+	}
+	return len(b), nil
+}
+
+func (o *serverOutput) String() string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.buf.String()
 }
 
 func TestHTTPCacheTests(t *testing.T) {
@@ -119,28 +145,28 @@ func TestHTTPCacheTests(t *testing.T) {
 	requireTool(t, "node", "npm")
 	pkg := cacheTestsDir(t)
 
-	port := freePort(t)
+	// The server binds port 0 on 127.0.0.1 and prints the port it got, so
+	// no other test can take it between a probe and the bind.
 	server := exec.Command("node", "server/server.mjs")
 	server.Dir = pkg
 	server.Env = append(os.Environ(),
 		"npm_package_config_protocol=http",
-		fmt.Sprintf("npm_config_port=%d", port),
+		"npm_config_port=0",
 		"npm_config_pidfile="+filepath.Join(t.TempDir(), "server.pid"))
-	var serverOut bytes.Buffer
-	server.Stdout, server.Stderr = &serverOut, &serverOut
+	serverOut := &serverOutput{port: make(chan int, 1)}
+	server.Stdout, server.Stderr = serverOut, serverOut
 	require.NoError(t, server.Start())
 	t.Cleanup(func() {
 		_ = server.Process.Kill()
 		_ = server.Wait()
 	})
+	var port int
+	select {
+	case port = <-serverOut.port:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("test server did not report its port: %s", serverOut)
+	}
 	originAddr := fmt.Sprintf("127.0.0.1:%d", port)
-	require.Eventually(t, func() bool {
-		c, err := net.DialTimeout("tcp", originAddr, time.Second)
-		if err == nil {
-			c.Close()
-		}
-		return err == nil
-	}, 30*time.Second, 50*time.Millisecond, "test server did not start: %s", &serverOut)
 
 	origin := &url.URL{Scheme: "http", Host: originAddr}
 	c, err := proxycache.New(t.TempDir(), map[string]*url.URL{"127.0.0.1": origin}, proxycache.Config{})
