@@ -60,6 +60,18 @@ type Config struct {
 	SyncTimeout time.Duration
 	// DialTimeout bounds a data link's connect and handshake. Zero means 2 s.
 	DialTimeout time.Duration
+	// LinkTimeout is how long the data link to a member may stay down
+	// while memberlist still reports it alive (TCP blocked, UDP not)
+	// before the member is excluded from the views; it comes back as a
+	// merge once the link works again. Zero means 3 s; negative disables
+	// the check.
+	LinkTimeout time.Duration
+	// SlowTimeout is how long a member may leave sent frames unacknowledged
+	// or hold back credit (it stopped reading) while senders wait before it
+	// is excluded from the views instead of blocking them forever; it comes
+	// back as a merge once it reads again. Zero means 10 s; negative
+	// disables the check.
+	SlowTimeout time.Duration
 
 	// Memberlist, if set, is called with the memberlist configuration just
 	// before memberlist is created, to adjust what Config does not expose
@@ -98,6 +110,8 @@ func WANConfig() Config {
 		RejoinInterval: 30 * time.Second,
 		DialTimeout:    10 * time.Second,
 		SyncTimeout:    5 * time.Second,
+		LinkTimeout:    15 * time.Second,
+		SlowTimeout:    30 * time.Second,
 	}
 }
 
@@ -138,6 +152,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.DialTimeout <= 0 {
 		c.DialTimeout = 2 * time.Second
+	}
+	if c.LinkTimeout == 0 {
+		c.LinkTimeout = 3 * time.Second
+	}
+	if c.SlowTimeout == 0 {
+		c.SlowTimeout = 10 * time.Second
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
