@@ -7,11 +7,15 @@ import (
 	"iter"
 	"math/bits"
 	"math/rand/v2"
+	"unsafe"
 )
 
 // ErrDuplicate reports an insert or update that would give a Unique index
 // two entries with the same key.
 var ErrDuplicate = errors.New("skiplist: duplicate key in unique index")
+
+// ErrRemoved reports an Update of an entry that is no longer in its table.
+var ErrRemoved = errors.New("skiplist: entry removed")
 
 // Uniqueness says whether an index admits several entries with equal keys.
 type Uniqueness uint8
@@ -24,29 +28,52 @@ const (
 	Unique
 )
 
+// tableLevels bounds the height of an entry's towers. Heights are drawn
+// with p = 1/4, so 16 levels serve 4^16 entries.
+const tableLevels = 16
+
+// maxIndexes bounds the indexes of a table: the level-0 links of every
+// index are laid out inside the entry's own allocation.
+const maxIndexes = 16
+
 // Table holds records of type R, each stored once in an Entry and linked
-// into every index of the table. An index orders the entries by a key
-// computed from the record; each entry keeps its node in every index, so
-// removing or moving an entry found through any index takes O(height) per
-// index with no search.
+// into every index of the table: Index orders all entries by a key
+// computed from the record, GroupIndex orders the entries of each Group
+// (one list per group the record names, such as the users of one URL).
+// Each entry carries its own links in every index, so removing or moving
+// an entry found through any index takes O(height) per index with no
+// search, and an index's first entry is popped in O(height).
 //
-// Create the indexes with NewIndex or NewIndexFunc before the first insert.
-// Records must be changed only through Update (or an index's Upsert): an
-// index computes keys from the stored record when it compares.
+// Create the indexes with NewIndex, NewIndexFunc, NewGroupIndex or
+// NewGroupIndexFunc before the first insert. Records must be changed only
+// through Update (or an index's Upsert): an index computes keys from the
+// stored record when it compares.
 //
-// Memory per entry is one Entry (the record, a sequence number and a slice
-// of nodes), one node per index (32 bytes) and 4/3 tower levels per index
-// on average (16 bytes each), in two allocations per insert (three with
-// more than four indexes). Measured on
-// amd64: 240 bytes per entry for the who's-online record (two strings and
-// a time.Time, 56 bytes) in three indexes, not counting string contents.
+// An insert or update searches from the back of each index: an entry
+// whose key is not below the last one is appended in O(height), and one
+// that goes d places before the end is placed in O(log d) expected.
+//
+// # Memory
+//
+// An entry is one allocation holding the record, a word of sequence number
+// and tower height, a pointer to the taller levels and one level-0 link
+// (two pointers) per index. All its indexes share one tower height, drawn
+// with p = 1/4: the three entries in four of height 1 allocate nothing
+// more, the others a second block of 16 bytes per index and level above
+// the first. An entry thus costs 8 + 8 + 16k bytes beyond its record in k
+// indexes, plus 16k/3 bytes on average for the taller levels, rounded up
+// to Go's size classes. Measured on amd64 with the who's-online record of
+// package online (a name, a pointer and an int64: 32 bytes) in two
+// indexes: an 80-byte entry and 13 bytes of taller levels on average.
+//
+// # Concurrency
 //
 // A Table and its indexes are not safe for concurrent mutation: concurrent
 // readers are fine, but a writer needs exclusive access. The zero Table is
 // an empty table with no indexes, like NewTable's.
 type Table[R any] struct {
 	indexes []indexer[R]
-	preds   [][maxLevel]*tnode[R] // scratch: one insertion point per index
+	preds   [][tableLevels]*Entry[R] // scratch: one insertion point per index
 	n       int
 	seq     uint64
 	rng     uint64
@@ -63,106 +90,164 @@ func NewTable[R any]() *Table[R] {
 // Entry is one record of a Table. It stays valid after removal: Value
 // still returns the record and Removed reports true.
 type Entry[R any] struct {
-	val   R
-	seq   uint64     // insertion/update order, breaks ties in Multi indexes
-	nodes []tnode[R] // nodes[i] links the entry into index i; nil once removed
+	val R
+	// meta is the sequence number of the last insert or update (which
+	// orders equal keys in Multi indexes and lets iterators notice a
+	// move) shifted left by 8, or'ed with the tower height; height 0
+	// marks a removed entry.
+	meta uint64
+	// up points to the links of levels 1..h-1 of every index, level by
+	// level: the link of index i at level j is up[(j-1)*k+i] in a table
+	// of k indexes. Nil when h == 1.
+	up unsafe.Pointer
+	// The level-0 links of the k indexes follow in the same allocation.
 }
 
 // Value returns the record.
 func (e *Entry[R]) Value() R { return e.val }
 
 // Removed reports whether e has been removed from its table.
-func (e *Entry[R]) Removed() bool { return e.nodes == nil }
+func (e *Entry[R]) Removed() bool { return e.meta&0xff == 0 }
 
+func (e *Entry[R]) height() int     { return int(e.meta & 0xff) }
+func (e *Entry[R]) seq() uint64     { return e.meta >> 8 }
+func (e *Entry[R]) setSeq(s uint64) { e.meta = s<<8 | e.meta&0xff }
+
+// tlink is one level of an entry's tower in one index. Nil means the end
+// of the list: prev nil is the list's head.
 type tlink[R any] struct {
-	next, prev *tnode[R]
+	next, prev *Entry[R]
 }
 
-// tnode is an entry's place in one index.
-type tnode[R any] struct {
-	e     *Entry[R]
-	tower []tlink[R]
-}
-
-// indexer is the part of an index the table drives.
-type indexer[R any] interface {
-	list() *ilist[R]
-	// seek fills preds with the insertion point of record v with sequence
-	// seq and, for a Unique index, returns the entry already holding v's
-	// key, if any.
-	seek(v *R, seq uint64, preds *[maxLevel]*tnode[R]) (conflict *Entry[R])
-	// fits reports whether n, linked in this index, would still be in
-	// order if its record were v with sequence seq.
-	fits(n *tnode[R], v *R, seq uint64) bool
-	// holder returns, for a Unique index, the entry holding v's key.
-	holder(v *R) *Entry[R]
-}
-
-// ilist is the linked structure of one index: a skiplist of tnodes whose
-// order the owning index defines.
-type ilist[R any] struct {
-	head   tnode[R]
-	htower [maxLevel + 1]tlink[R]
-	level  int
-}
-
-func (l *ilist[R]) init() {
-	l.head.tower = l.htower[:]
-	for i := range l.htower {
-		l.htower[i] = tlink[R]{prev: &l.head}
+// lk returns the link of e at level j of index i of a table of k indexes.
+func lk[R any](e *Entry[R], i, j, k int) *tlink[R] {
+	if j == 0 {
+		return (*tlink[R])(unsafe.Add(unsafe.Pointer(e), unsafe.Sizeof(*e)+uintptr(i)*unsafe.Sizeof(tlink[R]{})))
 	}
-	l.level = 0
+	return (*tlink[R])(unsafe.Add(e.up, uintptr((j-1)*k+i)*unsafe.Sizeof(tlink[R]{})))
 }
 
-func (l *ilist[R]) link(n *tnode[R], preds *[maxLevel]*tnode[R]) {
-	for i := range n.tower {
-		p := preds[i]
-		nx := p.tower[i].next
-		n.tower[i] = tlink[R]{next: nx, prev: p}
-		p.tower[i].next = n
-		if nx == nil {
-			l.head.tower[i].prev = n
-		} else {
-			nx.tower[i].prev = n
-		}
+// newEntry allocates an entry of height h with links for k indexes.
+func newEntry[R any](k, h int) *Entry[R] {
+	var e *Entry[R]
+	switch k {
+	case 0:
+		e = new(Entry[R])
+	case 1:
+		e = entryWith[R, [1]tlink[R]]()
+	case 2:
+		e = entryWith[R, [2]tlink[R]]()
+	case 3:
+		e = entryWith[R, [3]tlink[R]]()
+	case 4:
+		e = entryWith[R, [4]tlink[R]]()
+	case 5:
+		e = entryWith[R, [5]tlink[R]]()
+	case 6:
+		e = entryWith[R, [6]tlink[R]]()
+	case 7:
+		e = entryWith[R, [7]tlink[R]]()
+	case 8:
+		e = entryWith[R, [8]tlink[R]]()
+	default:
+		e = entryWith[R, [maxIndexes]tlink[R]]()
 	}
-	l.level = max(l.level, len(n.tower))
+	if h > 1 && k > 0 {
+		up := make([]tlink[R], (h-1)*k)
+		e.up = unsafe.Pointer(&up[0])
+	}
+	e.meta = uint64(h)
+	return e
 }
 
-func (l *ilist[R]) unlink(n *tnode[R]) {
-	for i, k := range n.tower {
-		k.prev.tower[i].next = k.next
-		if k.next == nil {
-			l.head.tower[i].prev = k.prev
-		} else {
-			k.next.tower[i].prev = k.prev
-		}
-		n.tower[i] = tlink[R]{}
-	}
-	for l.level > 0 && l.head.tower[l.level-1].next == nil {
-		l.level--
-	}
+// entryWith allocates an entry followed by links L in one block.
+func entryWith[R, L any]() *Entry[R] {
+	return &new(struct {
+		e Entry[R]
+		l L
+	}).e
 }
 
-// tails fills preds with the last node at every level.
-func (l *ilist[R]) tails(preds *[maxLevel]*tnode[R]) {
-	for i := range preds {
-		preds[i] = l.head.tower[i].prev
-	}
+// list is one ordered list of entries in one index: the whole index for
+// an Index, one group for a GroupIndex.
+type list[R any] struct {
+	// head[j].next is the first entry at level j, head[j].prev the last;
+	// len(head) is the number of levels in use.
+	head []tlink[R]
+	n    int
 }
 
-func (l *ilist[R]) last() *tnode[R] {
-	if p := l.head.tower[0].prev; p != &l.head {
-		return p
+// next returns the entry after p at level j of index i, p == nil meaning
+// the head.
+func (l *list[R]) next(p *Entry[R], i, j, k int) *Entry[R] {
+	if p == nil {
+		return l.head[j].next
 	}
-	return nil
+	return lk(p, i, j, k).next
 }
 
-func (l *ilist[R]) entry(n *tnode[R]) *Entry[R] {
-	if n == nil || n == &l.head {
+func (l *list[R]) first() *Entry[R] {
+	if len(l.head) == 0 {
 		return nil
 	}
-	return n.e
+	return l.head[0].next
+}
+
+func (l *list[R]) last() *Entry[R] {
+	if len(l.head) == 0 {
+		return nil
+	}
+	return l.head[0].prev
+}
+
+// link links e, as index i, after preds[j] at each level j below its
+// height (nil: at the front).
+func (l *list[R]) link(e *Entry[R], i, k int, preds *[tableLevels]*Entry[R]) {
+	h := e.height()
+	for len(l.head) < h {
+		l.head = append(l.head, tlink[R]{})
+	}
+	for j := range h {
+		p := preds[j]
+		var nx *Entry[R]
+		if p == nil {
+			nx = l.head[j].next
+			l.head[j].next = e
+		} else {
+			pl := lk(p, i, j, k)
+			nx = pl.next
+			pl.next = e
+		}
+		if nx == nil {
+			l.head[j].prev = e
+		} else {
+			lk(nx, i, j, k).prev = e
+		}
+		*lk(e, i, j, k) = tlink[R]{next: nx, prev: p}
+	}
+	l.n++
+}
+
+// unlink removes e, as index i, through its own links.
+func (l *list[R]) unlink(e *Entry[R], i, k int) {
+	for j := range e.height() {
+		el := lk(e, i, j, k)
+		if el.prev == nil {
+			l.head[j].next = el.next
+		} else {
+			lk(el.prev, i, j, k).next = el.next
+		}
+		if el.next == nil {
+			l.head[j].prev = el.prev
+		} else {
+			lk(el.next, i, j, k).prev = el.prev
+		}
+		*el = tlink[R]{}
+	}
+	for len(l.head) > 0 && l.head[len(l.head)-1].next == nil {
+		l.head = l.head[:len(l.head)-1]
+	}
+	l.n--
 }
 
 // Len returns the number of entries, in O(1).
@@ -177,25 +262,44 @@ func (t *Table[R]) randomHeight() int {
 	x ^= x >> 7
 	x ^= x << 17
 	t.rng = x
-	return min(1+bits.TrailingZeros64(x)/2, maxLevel)
+	return min(1+bits.TrailingZeros64(x)/2, tableLevels)
+}
+
+// indexer is the part of an index the table drives.
+type indexer[R any] interface {
+	// seek fills preds[:h] with the insertion point of record v: after
+	// every entry with a key below v's and, in a Multi index, after those
+	// with an equal key. For a Unique index it returns the entry already
+	// holding v's key, if any, instead.
+	seek(v *R, h int, preds *[tableLevels]*Entry[R]) (conflict *Entry[R])
+	// fits reports whether e, linked in this index, would still be in
+	// order if its record were v and it were updated now.
+	fits(e *Entry[R], v *R) bool
+	// holder returns, for a Unique index, the entry holding v's key.
+	holder(v *R) *Entry[R]
+	// listOf returns the list an entry with record v belongs in.
+	listOf(v *R) *list[R]
 }
 
 // Insert adds a record to every index. If a Unique index already holds the
 // record's key, Insert changes nothing and returns the entry holding it
 // and an error wrapping ErrDuplicate.
 func (t *Table[R]) Insert(v R) (*Entry[R], error) {
-	seq := t.seq + 1
+	h := t.randomHeight()
 	t.tmp = v
 	defer t.clearTmp()
 	for i, x := range t.indexes {
-		if c := x.seek(&t.tmp, seq, &t.preds[i]); c != nil {
+		if c := x.seek(&t.tmp, h, &t.preds[i]); c != nil {
 			return c, fmt.Errorf("%w (index %d)", ErrDuplicate, i)
 		}
 	}
-	t.seq = seq
-	e := t.newEntry(v, seq)
+	t.seq++
+	k := len(t.indexes)
+	e := newEntry[R](k, h)
+	e.val = v
+	e.setSeq(t.seq)
 	for i, x := range t.indexes {
-		x.list().link(&e.nodes[i], &t.preds[i])
+		x.listOf(&e.val).link(e, i, k, &t.preds[i])
 	}
 	t.n++
 	return e, nil
@@ -206,73 +310,19 @@ func (t *Table[R]) clearTmp() {
 	t.tmp = zero
 }
 
-// newEntry allocates an entry with its nodes and all their towers.
-func (t *Table[R]) newEntry(v R, seq uint64) *Entry[R] {
-	e := allocEntry[R](len(t.indexes))
-	e.val, e.seq = v, seq
-	var hs [16]int
-	heights := hs[:0]
-	total := 0
-	for range t.indexes {
-		h := t.randomHeight()
-		heights = append(heights, h)
-		total += h
-	}
-	links := make([]tlink[R], total)
-	for i, h := range heights {
-		e.nodes[i] = tnode[R]{e: e, tower: links[:h:h]}
-		links = links[h:]
-	}
-	return e
-}
-
-// allocEntry allocates an entry together with its k nodes for up to four
-// indexes.
-func allocEntry[R any](k int) *Entry[R] {
-	switch k {
-	case 1:
-		p := new(struct {
-			e Entry[R]
-			n [1]tnode[R]
-		})
-		p.e.nodes = p.n[:]
-		return &p.e
-	case 2:
-		p := new(struct {
-			e Entry[R]
-			n [2]tnode[R]
-		})
-		p.e.nodes = p.n[:]
-		return &p.e
-	case 3:
-		p := new(struct {
-			e Entry[R]
-			n [3]tnode[R]
-		})
-		p.e.nodes = p.n[:]
-		return &p.e
-	case 4:
-		p := new(struct {
-			e Entry[R]
-			n [4]tnode[R]
-		})
-		p.e.nodes = p.n[:]
-		return &p.e
-	}
-	return &Entry[R]{nodes: make([]tnode[R], k)}
-}
-
 // Remove unlinks e from every index in O(height) per index, without a
 // search, and reports whether it was still in the table. Removing an entry
 // of another table corrupts both.
 func (t *Table[R]) Remove(e *Entry[R]) bool {
-	if e == nil || e.nodes == nil {
+	if e == nil || e.Removed() {
 		return false
 	}
+	k := len(t.indexes)
 	for i, x := range t.indexes {
-		x.list().unlink(&e.nodes[i])
+		x.listOf(&e.val).unlink(e, i, k)
 	}
-	e.nodes = nil
+	e.meta &^= 0xff
+	e.up = nil
 	t.n--
 	return true
 }
@@ -284,16 +334,14 @@ func (t *Table[R]) Remove(e *Entry[R]) bool {
 // changes nothing and returns an error wrapping ErrDuplicate; if e has been
 // removed it returns ErrRemoved. e must be an entry of t.
 func (t *Table[R]) Update(e *Entry[R], v R) error {
-	if e == nil || e.nodes == nil {
+	if e == nil || e.Removed() {
 		return ErrRemoved
 	}
-	seq := t.seq + 1
 	t.tmp = v
 	defer t.clearTmp()
 	var stayBits uint64
 	for i, x := range t.indexes {
-		n := &e.nodes[i]
-		if x.fits(n, &t.tmp, seq) {
+		if x.fits(e, &t.tmp) {
 			stayBits |= 1 << i
 			continue
 		}
@@ -301,157 +349,252 @@ func (t *Table[R]) Update(e *Entry[R], v R) error {
 			return fmt.Errorf("%w (index %d)", ErrDuplicate, i)
 		}
 	}
-	t.seq = seq
-	e.val, e.seq = v, seq
+	k := len(t.indexes)
+	for i, x := range t.indexes {
+		if stayBits&(1<<i) == 0 {
+			x.listOf(&e.val).unlink(e, i, k)
+		}
+	}
+	t.seq++
+	e.val = v
+	e.setSeq(t.seq)
+	h := e.height()
 	for i, x := range t.indexes {
 		if stayBits&(1<<i) != 0 {
 			continue
 		}
-		n := &e.nodes[i]
-		l := x.list()
-		l.unlink(n)
-		x.seek(&e.val, seq, &t.preds[i])
-		l.link(n, &t.preds[i])
+		x.seek(&e.val, h, &t.preds[i])
+		x.listOf(&e.val).link(e, i, k, &t.preds[i])
 	}
 	return nil
 }
 
-// ErrRemoved reports an Update of an entry that is no longer in its table.
-var ErrRemoved = errors.New("skiplist: entry removed")
-
-// Index is one ordering of a Table's entries by a key of type K computed
-// from each record. Create it with NewIndex or NewIndexFunc. Its methods
-// that remove (Delete, PopFront, PopBack) remove the entry from the whole
-// table.
-//
-// An Index is not safe for concurrent mutation, like its Table.
-type Index[R, K any] struct {
+// order is what Index and GroupIndex share: the key of a record, its
+// comparison, and the searches within one list.
+type order[R, K any] struct {
 	t      *Table[R]
 	pos    int
 	key    func(*R) K
 	cmp    func(a, b K) int
 	unique bool
-	l      ilist[R]
+}
+
+func newOrder[R, K any](t *Table[R], u Uniqueness, key func(*R) K, compare func(a, b K) int) order[R, K] {
+	switch {
+	case t.n > 0:
+		panic("skiplist: new index on a table that holds entries")
+	case len(t.indexes) == maxIndexes:
+		panic("skiplist: more than 16 indexes")
+	case key == nil || compare == nil:
+		panic("skiplist: nil key or compare func")
+	}
+	return order[R, K]{t: t, pos: len(t.indexes), key: key, cmp: compare, unique: u == Unique}
+}
+
+func (o *order[R, K]) register(x indexer[R]) {
+	o.t.indexes = append(o.t.indexes, x)
+	o.t.preds = append(o.t.preds, [tableLevels]*Entry[R]{})
+}
+
+// before reports whether entry e goes before a new entry with key k.
+func (o *order[R, K]) before(e *Entry[R], k K) bool {
+	c := o.cmp(o.key(&e.val), k)
+	return c < 0 || (c == 0 && !o.unique)
+}
+
+// seekIn fills preds[:h] with the insertion point of key k in l and
+// returns the entry after it. The search starts at the tail and climbs
+// only as high as the distance back requires.
+func (o *order[R, K]) seekIn(l *list[R], k K, h int, preds *[tableLevels]*Entry[R]) *Entry[R] {
+	i, nk := o.pos, len(o.t.indexes)
+	top := 0
+	for top < len(l.head) && !o.before(l.head[top].prev, k) {
+		top++
+	}
+	var p *Entry[R]
+	if top < len(l.head) {
+		p = l.head[top].prev
+	}
+	for j := top; j < h; j++ {
+		if j < len(l.head) {
+			preds[j] = l.head[j].prev
+		} else {
+			preds[j] = nil
+		}
+	}
+	for j := top - 1; j >= 0; j-- {
+		for nx := l.next(p, i, j, nk); nx != nil && o.before(nx, k); nx = l.next(p, i, j, nk) {
+			p = nx
+		}
+		if j < h {
+			preds[j] = p
+		}
+	}
+	if len(l.head) == 0 {
+		return nil
+	}
+	return l.next(preds[0], i, 0, nk)
+}
+
+// fitsIn reports whether e, linked in l, stays in order with record v.
+func (o *order[R, K]) fitsIn(e *Entry[R], v *R) bool {
+	k := o.key(v)
+	el := lk(e, o.pos, 0, len(o.t.indexes))
+	if el.prev != nil && !o.before(el.prev, k) {
+		return false
+	}
+	return el.next == nil || o.cmp(o.key(&el.next.val), k) > 0
+}
+
+// ceil returns the first entry of l with key >= k (strict: key > k).
+func (o *order[R, K]) ceil(l *list[R], k K, strict bool) *Entry[R] {
+	i, nk := o.pos, len(o.t.indexes)
+	var p *Entry[R]
+	for j := len(l.head) - 1; j >= 0; j-- {
+		for {
+			nx := l.next(p, i, j, nk)
+			if nx == nil {
+				break
+			}
+			c := o.cmp(o.key(&nx.val), k)
+			if c > 0 || (c == 0 && !strict) {
+				break
+			}
+			p = nx
+		}
+	}
+	if len(l.head) == 0 {
+		return nil
+	}
+	return l.next(p, i, 0, nk)
+}
+
+// floor returns the last entry of l with key <= k (strict: key < k).
+func (o *order[R, K]) floor(l *list[R], k K, strict bool) *Entry[R] {
+	i, nk := o.pos, len(o.t.indexes)
+	var p *Entry[R]
+	for j := len(l.head) - 1; j >= 0; j-- {
+		for {
+			nx := l.next(p, i, j, nk)
+			if nx == nil {
+				break
+			}
+			c := o.cmp(o.key(&nx.val), k)
+			if c > 0 || (c == 0 && strict) {
+				break
+			}
+			p = nx
+		}
+	}
+	return p
+}
+
+func (o *order[R, K]) find(l *list[R], k K) *Entry[R] {
+	e := o.ceil(l, k, false)
+	if e == nil || o.cmp(o.key(&e.val), k) != 0 {
+		return nil
+	}
+	return e
+}
+
+// next and prev return e's neighbours at level 0, nil at the ends or when
+// e has been removed.
+func (o *order[R, K]) next(e *Entry[R]) *Entry[R] {
+	if e.Removed() {
+		return nil
+	}
+	return lk(e, o.pos, 0, len(o.t.indexes)).next
+}
+
+func (o *order[R, K]) prev(e *Entry[R]) *Entry[R] {
+	if e.Removed() {
+		return nil
+	}
+	return lk(e, o.pos, 0, len(o.t.indexes)).prev
+}
+
+// ascend yields the entries of l from e on. After each yield it continues
+// from the position the yielded entry had, whatever the loop body did.
+func (o *order[R, K]) ascend(l *list[R], e *Entry[R], yield func(*Entry[R]) bool) {
+	for e != nil {
+		k, seq := o.key(&e.val), e.seq()
+		if !yield(e) {
+			return
+		}
+		if !e.Removed() && e.seq() == seq {
+			e = lk(e, o.pos, 0, len(o.t.indexes)).next
+			continue
+		}
+		// e moved or left: resume after its old position.
+		e = o.ceil(l, k, o.unique)
+		for !o.unique && e != nil && o.cmp(o.key(&e.val), k) == 0 && e.seq() <= seq {
+			e = lk(e, o.pos, 0, len(o.t.indexes)).next
+		}
+	}
+}
+
+func (o *order[R, K]) descend(l *list[R], e *Entry[R], yield func(*Entry[R]) bool) {
+	for e != nil {
+		k, seq := o.key(&e.val), e.seq()
+		if !yield(e) {
+			return
+		}
+		if !e.Removed() && e.seq() == seq {
+			e = lk(e, o.pos, 0, len(o.t.indexes)).prev
+			continue
+		}
+		e = o.floor(l, k, o.unique)
+		for !o.unique && e != nil && o.cmp(o.key(&e.val), k) == 0 && e.seq() >= seq {
+			e = lk(e, o.pos, 0, len(o.t.indexes)).prev
+		}
+	}
+}
+
+// Index is one ordering of all of a Table's entries by a key of type K
+// computed from each record. Create it with NewIndex or NewIndexFunc. Its
+// methods that remove (Delete, PopFront, PopBack) remove the entry from the
+// whole table.
+//
+// An Index is not safe for concurrent mutation, like its Table.
+type Index[R, K any] struct {
+	order[R, K]
+	l list[R]
 }
 
 // NewIndex adds to t an index ordered by cmp.Compare on key(record). It
-// panics if t already holds entries or has 64 indexes.
+// panics if t already holds entries or has 16 indexes.
 func NewIndex[R any, K cmp.Ordered](t *Table[R], u Uniqueness, key func(*R) K) *Index[R, K] {
 	return NewIndexFunc(t, u, key, cmp.Compare[K])
 }
 
 // NewIndexFunc adds to t an index ordered by compare on key(record);
 // compare returns a negative number, zero or a positive number as a < b,
-// a == b or a > b. It panics if t already holds entries, has 64 indexes,
+// a == b or a > b. It panics if t already holds entries, has 16 indexes,
 // or key or compare is nil.
 func NewIndexFunc[R, K any](t *Table[R], u Uniqueness, key func(*R) K, compare func(a, b K) int) *Index[R, K] {
-	switch {
-	case t.n > 0:
-		panic("skiplist: NewIndex on a table that holds entries")
-	case len(t.indexes) == 64:
-		panic("skiplist: more than 64 indexes")
-	case key == nil || compare == nil:
-		panic("skiplist: nil key or compare func")
-	}
-	x := &Index[R, K]{t: t, pos: len(t.indexes), key: key, cmp: compare, unique: u == Unique}
-	x.l.init()
-	t.indexes = append(t.indexes, x)
-	t.preds = append(t.preds, [maxLevel]*tnode[R]{})
+	x := &Index[R, K]{order: newOrder(t, u, key, compare)}
+	x.register(x)
 	return x
 }
 
-func (x *Index[R, K]) list() *ilist[R] { return &x.l }
+func (x *Index[R, K]) listOf(*R) *list[R] { return &x.l }
 
-// order compares (k, seq) with the entry of n: by key, then, in a Multi
-// index, by sequence.
-func (x *Index[R, K]) order(k K, seq uint64, n *tnode[R]) int {
-	c := x.cmp(k, x.key(&n.e.val))
-	if c != 0 || x.unique {
-		return c
-	}
-	return cmp.Compare(seq, n.e.seq)
-}
-
-func (x *Index[R, K]) seek(v *R, seq uint64, preds *[maxLevel]*tnode[R]) *Entry[R] {
+func (x *Index[R, K]) seek(v *R, h int, preds *[tableLevels]*Entry[R]) *Entry[R] {
 	k := x.key(v)
-	if last := x.l.last(); last != nil && x.order(k, seq, last) > 0 {
-		x.l.tails(preds)
-		return nil
-	}
-	n := &x.l.head
-	for i := maxLevel - 1; i >= x.l.level; i-- {
-		preds[i] = n
-	}
-	for i := x.l.level - 1; i >= 0; i-- {
-		for {
-			nx := n.tower[i].next
-			if nx == nil || x.order(k, seq, nx) <= 0 {
-				break
-			}
-			n = nx
-		}
-		preds[i] = n
-	}
-	if nx := n.tower[0].next; x.unique && nx != nil && x.cmp(k, x.key(&nx.e.val)) == 0 {
-		return nx.e
+	nx := x.seekIn(&x.l, k, h, preds)
+	if x.unique && nx != nil && x.cmp(k, x.key(&nx.val)) == 0 {
+		return nx
 	}
 	return nil
 }
 
-func (x *Index[R, K]) fits(n *tnode[R], v *R, seq uint64) bool {
-	k := x.key(v)
-	if p := n.tower[0].prev; p != &x.l.head && x.order(k, seq, p) <= 0 {
-		return false
-	}
-	if nx := n.tower[0].next; nx != nil && x.order(k, seq, nx) >= 0 {
-		return false
-	}
-	return true
-}
+func (x *Index[R, K]) fits(e *Entry[R], v *R) bool { return x.fitsIn(e, v) }
 
 func (x *Index[R, K]) holder(v *R) *Entry[R] {
 	if !x.unique {
 		return nil
 	}
 	return x.Find(x.key(v))
-}
-
-// ceil returns the first node with key >= k (strict: key > k).
-func (x *Index[R, K]) ceil(k K, strict bool) *tnode[R] {
-	n := &x.l.head
-	for i := x.l.level - 1; i >= 0; i-- {
-		for {
-			nx := n.tower[i].next
-			if nx == nil {
-				break
-			}
-			c := x.cmp(x.key(&nx.e.val), k)
-			if c > 0 || (c == 0 && !strict) {
-				break
-			}
-			n = nx
-		}
-	}
-	return n.tower[0].next
-}
-
-// floor returns the last node with key <= k (strict: key < k), or the head.
-func (x *Index[R, K]) floor(k K, strict bool) *tnode[R] {
-	n := &x.l.head
-	for i := x.l.level - 1; i >= 0; i-- {
-		for {
-			nx := n.tower[i].next
-			if nx == nil {
-				break
-			}
-			c := x.cmp(x.key(&nx.e.val), k)
-			if c > 0 || (c == 0 && strict) {
-				break
-			}
-			n = nx
-		}
-	}
-	return n
 }
 
 // Len returns the number of entries (the table's), in O(1).
@@ -461,43 +604,27 @@ func (x *Index[R, K]) Len() int { return x.t.n }
 func (x *Index[R, K]) Key(e *Entry[R]) K { return x.key(&e.val) }
 
 // Find returns the first entry whose key equals k, or nil.
-func (x *Index[R, K]) Find(k K) *Entry[R] {
-	n := x.ceil(k, false)
-	if n == nil || x.cmp(x.key(&n.e.val), k) != 0 {
-		return nil
-	}
-	return n.e
-}
+func (x *Index[R, K]) Find(k K) *Entry[R] { return x.find(&x.l, k) }
 
 // Ceil returns the first entry with key >= k, or nil.
-func (x *Index[R, K]) Ceil(k K) *Entry[R] { return x.l.entry(x.ceil(k, false)) }
+func (x *Index[R, K]) Ceil(k K) *Entry[R] { return x.ceil(&x.l, k, false) }
 
 // Floor returns the last entry with key <= k, or nil.
-func (x *Index[R, K]) Floor(k K) *Entry[R] { return x.l.entry(x.floor(k, false)) }
+func (x *Index[R, K]) Floor(k K) *Entry[R] { return x.floor(&x.l, k, false) }
 
 // Front returns the first entry in this index's order, or nil.
-func (x *Index[R, K]) Front() *Entry[R] { return x.l.entry(x.l.head.tower[0].next) }
+func (x *Index[R, K]) Front() *Entry[R] { return x.l.first() }
 
 // Back returns the last entry in this index's order, or nil.
-func (x *Index[R, K]) Back() *Entry[R] { return x.l.entry(x.l.last()) }
+func (x *Index[R, K]) Back() *Entry[R] { return x.l.last() }
 
 // Next returns the entry after e in this index's order, or nil at the end
 // or when e has been removed.
-func (x *Index[R, K]) Next(e *Entry[R]) *Entry[R] {
-	if e.nodes == nil {
-		return nil
-	}
-	return x.l.entry(e.nodes[x.pos].tower[0].next)
-}
+func (x *Index[R, K]) Next(e *Entry[R]) *Entry[R] { return x.next(e) }
 
 // Prev returns the entry before e in this index's order, or nil at the
 // front or when e has been removed.
-func (x *Index[R, K]) Prev(e *Entry[R]) *Entry[R] {
-	if e.nodes == nil {
-		return nil
-	}
-	return x.l.entry(e.nodes[x.pos].tower[0].prev)
-}
+func (x *Index[R, K]) Prev(e *Entry[R]) *Entry[R] { return x.prev(e) }
 
 // PopFront removes the first entry from the table and returns its record;
 // ok is false if the table is empty. It costs O(height) per index.
@@ -545,7 +672,7 @@ func (x *Index[R, K]) Upsert(v R) (*Entry[R], error) {
 // the end of the index does not terminate.
 func (x *Index[R, K]) All() iter.Seq[*Entry[R]] {
 	return func(yield func(*Entry[R]) bool) {
-		x.ascend(x.l.head.tower[0].next, yield)
+		x.ascend(&x.l, x.l.first(), yield)
 	}
 }
 
@@ -553,7 +680,7 @@ func (x *Index[R, K]) All() iter.Seq[*Entry[R]] {
 // Mutation during the loop is allowed as for All.
 func (x *Index[R, K]) Ascend(from K) iter.Seq[*Entry[R]] {
 	return func(yield func(*Entry[R]) bool) {
-		x.ascend(x.ceil(from, false), yield)
+		x.ascend(&x.l, x.ceil(&x.l, from, false), yield)
 	}
 }
 
@@ -561,7 +688,7 @@ func (x *Index[R, K]) Ascend(from K) iter.Seq[*Entry[R]] {
 // Mutation during the loop is allowed as for All, in reverse.
 func (x *Index[R, K]) Backward() iter.Seq[*Entry[R]] {
 	return func(yield func(*Entry[R]) bool) {
-		x.descend(x.l.head.tower[0].prev, yield)
+		x.descend(&x.l, x.l.last(), yield)
 	}
 }
 
@@ -569,43 +696,6 @@ func (x *Index[R, K]) Backward() iter.Seq[*Entry[R]] {
 // reverse order. Mutation during the loop is allowed as for Backward.
 func (x *Index[R, K]) Descend(from K) iter.Seq[*Entry[R]] {
 	return func(yield func(*Entry[R]) bool) {
-		x.descend(x.floor(from, false), yield)
-	}
-}
-
-func (x *Index[R, K]) ascend(n *tnode[R], yield func(*Entry[R]) bool) {
-	for n != nil {
-		e := n.e
-		k, seq := x.key(&e.val), e.seq
-		if !yield(e) {
-			return
-		}
-		if e.nodes != nil && e.seq == seq {
-			n = n.tower[0].next
-			continue
-		}
-		// e moved or left: resume after its old position.
-		n = x.ceil(k, x.unique)
-		for !x.unique && n != nil && x.cmp(x.key(&n.e.val), k) == 0 && n.e.seq <= seq {
-			n = n.tower[0].next
-		}
-	}
-}
-
-func (x *Index[R, K]) descend(n *tnode[R], yield func(*Entry[R]) bool) {
-	for n != nil && n != &x.l.head {
-		e := n.e
-		k, seq := x.key(&e.val), e.seq
-		if !yield(e) {
-			return
-		}
-		if e.nodes != nil && e.seq == seq {
-			n = n.tower[0].prev
-			continue
-		}
-		n = x.floor(k, x.unique)
-		for !x.unique && n != &x.l.head && x.cmp(x.key(&n.e.val), k) == 0 && n.e.seq >= seq {
-			n = n.tower[0].prev
-		}
+		x.descend(&x.l, x.floor(&x.l, from, false), yield)
 	}
 }

@@ -4,9 +4,12 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"iter"
 	"math/rand/v2"
+	"runtime"
 	"slices"
 	"testing"
+	"unsafe"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -23,16 +26,21 @@ type testTable struct {
 	byID    *Index[rec, int]
 	byGroup *Index[rec, [2]int] // (Group, T), multi
 	byT     *Index[rec, int]
+	inGroup *GroupIndex[rec, int] // T within Group
+	groups  *[4]Group[rec]
 }
 
 func newTestTable() *testTable {
 	t := NewTable[rec]()
+	groups := new([4]Group[rec])
 	return &testTable{
 		t:    t,
 		byID: NewIndex(t, Unique, func(r *rec) int { return r.ID }),
 		byGroup: NewIndexFunc(t, Multi, func(r *rec) [2]int { return [2]int{r.Group, r.T} },
 			func(a, b [2]int) int { return cmp.Or(cmp.Compare(a[0], b[0]), cmp.Compare(a[1], b[1])) }),
-		byT: NewIndex(t, Multi, func(r *rec) int { return r.T }),
+		byT:     NewIndex(t, Multi, func(r *rec) int { return r.T }),
+		inGroup: NewGroupIndex(t, func(r *rec) *Group[rec] { return &groups[r.Group%len(groups)] }, func(r *rec) int { return r.T }),
+		groups:  groups,
 	}
 }
 
@@ -74,49 +82,113 @@ func (md *tableModel) sorted(which int) []modelEntry {
 	return out
 }
 
-func checkIndex[K any](t testing.TB, x *Index[rec, K], want []modelEntry) {
+// checkList checks the links of every level of l against o's order and
+// the entries at level 0 against want.
+func checkList[K any](t testing.TB, o *order[rec, K], l *list[rec], want []modelEntry) {
 	t.Helper()
-	l := &x.l
-	for i := range maxLevel {
-		prev := &l.head
-		for n := l.head.tower[i].next; n != nil; n = n.tower[i].next {
-			if len(n.tower) <= i || n.tower[i].prev != prev {
-				t.Fatalf("index %d: bad links at level %d", x.pos, i)
+	k := len(o.t.indexes)
+	if l.n != len(want) {
+		t.Fatalf("index %d: list length %d, want %d", o.pos, l.n, len(want))
+	}
+	if n := len(l.head); n > 0 && l.head[n-1].next == nil {
+		t.Fatalf("index %d: empty top level %d", o.pos, n-1)
+	}
+	for j := range l.head {
+		var prev *Entry[rec]
+		i := 0
+		for e := l.head[j].next; e != nil; e = lk(e, o.pos, j, k).next {
+			if e.height() <= j || lk(e, o.pos, j, k).prev != prev {
+				t.Fatalf("index %d: bad links at level %d", o.pos, j)
 			}
-			if &n.e.nodes[x.pos] != n {
-				t.Fatalf("index %d: entry does not hold its node", x.pos)
+			if prev != nil {
+				c := o.cmp(o.key(&prev.val), o.key(&e.val))
+				if c > 0 || c == 0 && (o.unique || prev.seq() >= e.seq()) {
+					t.Fatalf("index %d: out of order at level %d", o.pos, j)
+				}
 			}
-			if prev != &l.head && x.order(x.key(&prev.e.val), prev.e.seq, n) >= 0 {
-				t.Fatalf("index %d: out of order at level %d", x.pos, i)
+			if j == 0 {
+				if i >= len(want) {
+					t.Fatalf("index %d: more than %d entries", o.pos, len(want))
+				}
+				m := want[i]
+				if e != m.e || e.val != m.val || e.seq() != m.seq {
+					t.Fatalf("index %d position %d: got %+v seq %d, want %+v seq %d", o.pos, i, e.val, e.seq(), m.val, m.seq)
+				}
 			}
-			prev = n
+			prev = e
+			i++
 		}
-		if l.head.tower[i].prev != prev {
-			t.Fatalf("index %d: bad tail at level %d", x.pos, i)
+		if l.head[j].prev != prev {
+			t.Fatalf("index %d: bad tail at level %d", o.pos, j)
 		}
-		if i >= l.level && l.head.tower[i].next != nil {
-			t.Fatalf("index %d: level %d in use above %d", x.pos, i, l.level)
+		if j == 0 && i != len(want) {
+			t.Fatalf("index %d: %d entries, want %d", o.pos, i, len(want))
 		}
 	}
-	var got []*Entry[rec]
-	for e := range x.All() {
+	if len(l.head) == 0 && len(want) > 0 {
+		t.Fatalf("index %d: no levels, want %d entries", o.pos, len(want))
+	}
+}
+
+// checkWalks compares the iterators and Next/Prev walks with want.
+func checkWalks(t testing.TB, pos int, all, backward iter.Seq[*Entry[rec]], front, back *Entry[rec], next, prev func(*Entry[rec]) *Entry[rec], want []modelEntry) {
+	t.Helper()
+	var w []*Entry[rec]
+	for _, m := range want {
+		w = append(w, m.e)
+	}
+	got := slices.Collect(all)
+	if !slices.Equal(got, w) {
+		t.Fatalf("index %d: All differs", pos)
+	}
+	got = slices.Collect(backward)
+	slices.Reverse(got)
+	if !slices.Equal(got, w) {
+		t.Fatalf("index %d: Backward differs", pos)
+	}
+	got = nil
+	for e := front; e != nil; e = next(e) {
 		got = append(got, e)
 	}
-	if len(got) != len(want) {
-		t.Fatalf("index %d: %d entries, want %d", x.pos, len(got), len(want))
+	if !slices.Equal(got, w) {
+		t.Fatalf("index %d: Next walk differs", pos)
 	}
-	for i, m := range want {
-		if got[i] != m.e || got[i].val != m.val || got[i].seq != m.seq {
-			t.Fatalf("index %d position %d: got %+v seq %d, want %+v seq %d", x.pos, i, got[i].val, got[i].seq, m.val, m.seq)
+	got = nil
+	for e := back; e != nil; e = prev(e) {
+		got = append(got, e)
+	}
+	slices.Reverse(got)
+	if !slices.Equal(got, w) {
+		t.Fatalf("index %d: Prev walk differs", pos)
+	}
+}
+
+func checkIndex[K any](t testing.TB, x *Index[rec, K], want []modelEntry) {
+	t.Helper()
+	checkList(t, &x.order, &x.l, want)
+	checkWalks(t, x.pos, x.All(), x.Backward(), x.Front(), x.Back(), x.Next, x.Prev, want)
+}
+
+func checkGroups(t testing.TB, x *GroupIndex[rec, int], groups *[4]Group[rec], byGroup []modelEntry) {
+	t.Helper()
+	for g := range groups {
+		var want []modelEntry
+		for _, m := range byGroup {
+			if m.val.Group == g {
+				want = append(want, m)
+			}
 		}
-	}
-	var back []*Entry[rec]
-	for e := x.Back(); e != nil; e = x.Prev(e) {
-		back = append(back, e)
-	}
-	slices.Reverse(back)
-	if !slices.Equal(got, back) {
-		t.Fatalf("index %d: backward walk differs", x.pos)
+		gr := &groups[g]
+		if gr.Len() != len(want) {
+			t.Fatalf("group %d: Len %d, want %d", g, gr.Len(), len(want))
+		}
+		checkList(t, &x.order, &gr.l, want)
+		checkWalks(t, x.pos, x.All(gr), x.Backward(gr), x.Front(gr), x.Back(gr), x.Next, x.Prev, want)
+		for _, m := range want {
+			if x.Group(m.e) != gr {
+				t.Fatalf("group %d: entry names another group", g)
+			}
+		}
 	}
 }
 
@@ -128,6 +200,7 @@ func (tt *testTable) check(t testing.TB, md *tableModel) {
 	checkIndex(t, tt.byID, md.sorted(0))
 	checkIndex(t, tt.byGroup, md.sorted(1))
 	checkIndex(t, tt.byT, md.sorted(2))
+	checkGroups(t, tt.inGroup, tt.groups, md.sorted(1))
 }
 
 // apply performs one operation on the table and the model and compares
@@ -250,6 +323,50 @@ func (tt *testTable) apply(t testing.TB, md *tableModel, op byte, a, b, c int) {
 		} else {
 			require.Same(t, want[j].e, e, "Floor(%d) is the last of equal keys", c)
 		}
+		// The same lookups within one group.
+		g := b % 4
+		want = slices.DeleteFunc(md.sorted(1), func(m modelEntry) bool { return m.val.Group != g })
+		gr := &tt.groups[g]
+		i = slices.IndexFunc(want, func(m modelEntry) bool { return m.val.T >= c })
+		if e = tt.inGroup.Ceil(gr, c); i < 0 {
+			require.Nil(t, e, "group Ceil(%d)", c)
+		} else {
+			require.Same(t, want[i].e, e, "group Ceil(%d)", c)
+		}
+		if f = tt.inGroup.Find(gr, c); i >= 0 && want[i].val.T == c {
+			require.Same(t, want[i].e, f)
+		} else {
+			require.Nil(t, f)
+		}
+		j = -1
+		for k, m := range want {
+			if m.val.T <= c {
+				j = k
+			}
+		}
+		if e = tt.inGroup.Floor(gr, c); j < 0 {
+			require.Nil(t, e, "group Floor(%d)", c)
+		} else {
+			require.Same(t, want[j].e, e, "group Floor(%d)", c)
+		}
+		var desc []*Entry[rec]
+		for e := range tt.inGroup.Descend(gr, c) {
+			desc = append(desc, e)
+		}
+		var wdesc []*Entry[rec]
+		for k := j; k >= 0; k-- {
+			wdesc = append(wdesc, want[k].e)
+		}
+		require.Equal(t, wdesc, desc, "group Descend(%d)", c)
+		var asc []*Entry[rec]
+		for e := range tt.inGroup.Ascend(gr, c) {
+			asc = append(asc, e)
+		}
+		var wasc []*Entry[rec]
+		for k := max(i, 0); i >= 0 && k < len(want); k++ {
+			wasc = append(wasc, want[k].e)
+		}
+		require.Equal(t, wasc, asc, "group Ascend(%d)", c)
 	}
 }
 
@@ -406,5 +523,108 @@ func TestZeroTable(t *testing.T) {
 		require.NoError(t, err)
 	}
 	assert.Equal(t, 1, byT.Front().Value().T)
-	assert.Less(t, byT.l.level, 10, "tower heights are random, not maximal")
+	assert.Less(t, len(byT.l.head), 10, "tower heights are random, not maximal")
+}
+
+func TestGroupIndex(t *testing.T) {
+	type visit struct {
+		user string
+		page *Group[visit]
+		t    int
+	}
+	var home, news Group[visit]
+	tab := NewTable[visit]()
+	byTime := NewIndex(tab, Multi, func(v *visit) int { return v.t })
+	onPage := NewGroupIndex(tab, func(v *visit) *Group[visit] { return v.page }, func(v *visit) int { return v.t })
+	users := map[string]*Entry[visit]{}
+	hit := func(user string, page *Group[visit], at int) {
+		if e := users[user]; e != nil {
+			require.NoError(t, tab.Update(e, visit{user, page, at}))
+			return
+		}
+		e, err := tab.Insert(visit{user, page, at})
+		require.NoError(t, err)
+		users[user] = e
+	}
+	names := func(g *Group[visit]) (out []string) {
+		for e := range onPage.Backward(g) {
+			out = append(out, e.Value().user)
+		}
+		return out
+	}
+	hit("alice", &home, 1)
+	hit("bob", &news, 2)
+	hit("carol", &news, 3)
+	hit("dave", &home, 4)
+	hit("alice", &news, 5) // moves from home to news
+	assert.Equal(t, []string{"alice", "carol", "bob"}, names(&news))
+	assert.Equal(t, []string{"dave"}, names(&home))
+	assert.Equal(t, 3, news.Len())
+	assert.Equal(t, 1, home.Len())
+	assert.Same(t, &news, onPage.Group(users["alice"]))
+	assert.Equal(t, 5, onPage.Key(users["alice"]))
+
+	// A late hit goes into its place within the group, not at the end.
+	hit("erin", &news, 4)
+	assert.Equal(t, []string{"alice", "erin", "carol", "bob"}, names(&news))
+	assert.Same(t, users["erin"], onPage.Prev(users["alice"]))
+	assert.Same(t, users["alice"], onPage.Next(users["erin"]))
+	assert.Nil(t, onPage.Next(users["alice"]))
+	assert.Nil(t, onPage.Prev(users["dave"]))
+
+	// Iteration within a group survives moves out of it.
+	var seen []string
+	for e := range onPage.All(&news) {
+		seen = append(seen, e.Value().user)
+		if e.Value().user == "carol" {
+			hit("carol", &home, 6)
+		}
+	}
+	assert.Equal(t, []string{"bob", "carol", "erin", "alice"}, seen)
+	assert.Equal(t, []string{"carol", "dave"}, names(&home))
+
+	// Expiring the oldest empties a group; the group is reusable.
+	for e := byTime.Front(); e != nil && e.Value().t <= 4; e = byTime.Front() {
+		tab.Remove(e)
+	}
+	assert.Equal(t, []string{"alice"}, names(&news))
+	assert.Equal(t, []string{"carol"}, names(&home))
+	tab.Remove(users["alice"])
+	assert.Equal(t, 0, news.Len())
+	assert.Nil(t, onPage.Front(&news))
+	assert.Nil(t, onPage.Back(&news))
+	hit("frank", &news, 7)
+	assert.Equal(t, []string{"frank"}, names(&news))
+	assert.Equal(t, 2, tab.Len())
+	assert.Panics(t, func() { NewGroupIndex[visit, int](NewTable[visit](), nil, func(v *visit) int { return v.t }) })
+}
+
+// TestTableEntryBytes measures the heap an entry takes: one block of the
+// record, a header word, a pointer and one link per index, plus the taller
+// levels of one entry in four.
+func TestTableEntryBytes(t *testing.T) {
+	type rec32 struct {
+		name string
+		g    *Group[rec32]
+		t    int64
+	}
+	var g Group[rec32]
+	tab := NewTable[rec32]()
+	NewIndex(tab, Multi, func(r *rec32) int64 { return r.t })
+	NewGroupIndex(tab, func(r *rec32) *Group[rec32] { return r.g }, func(r *rec32) int64 { return r.t })
+	const n = 20_000
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	for i := range n {
+		if _, err := tab.Insert(rec32{"", &g, int64(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	runtime.ReadMemStats(&after)
+	perEntry := float64(after.TotalAlloc-before.TotalAlloc) / n
+	t.Logf("%.1f bytes per entry", perEntry)
+	assert.Equal(t, uintptr(48), unsafe.Sizeof(Entry[rec32]{}))
+	assert.Less(t, perEntry, 96.0, "an 80-byte entry and ~11 bytes of taller levels")
+	assert.Greater(t, perEntry, 80.0)
 }
