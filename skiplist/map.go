@@ -13,55 +13,59 @@ import (
 // full speed and any number correctly.
 const maxLevel = 32
 
-// link is one level of a tower: the neighbours at that level and a copy
-// of the next element's key, so that a search compares without loading
-// the next element and touches memory only for the elements it passes.
-type link[K, V any] struct {
-	next, prev *Element[K, V]
-	nkey       K // next.key when next != nil
+// link is one level of a tower: the ids of the neighbours at that level
+// and a copy of the next element's key, so that a search compares without
+// loading the next element and touches memory only for the elements it
+// passes.
+type link[K any] struct {
+	next, prev uint32 // ids (see arena.go); next 0 at the end of the level
+	nkey       K      // the next element's key when next != 0
 }
 
-// Element is one key/value pair linked into a Map. Its tower of links
-// follows it in the same allocation, so an insert costs one allocation.
+// Element is one key/value pair in a Map. Its tower of links follows it
+// in memory; elements live in chunks owned by their Map (see arena.go).
 //
-// An Element stays valid after it is removed: Key and Value keep working,
-// Next and Prev return nil.
+// An Element is valid while it is in its Map. Once removed (Delete,
+// Remove, PopFront, PopBack, Clear), Key and Value keep working and Next
+// and Prev return nil until a later insertion into the Map reuses its
+// memory.
 type Element[K, V any] struct {
 	key K
 	val V
-	// height is the number of links that follow the element in its
-	// allocation (see tower): levels 0..height-1. The head sentinel of a
-	// Map has maxLevel+1 links, which is how Prev recognises it. A
-	// removed element has height 0.
+	// height is the number of links that follow the element (see tower):
+	// levels 0..height-1. The head sentinel of a Map has maxLevel+1 links,
+	// which is how Prev recognises it. A removed element has height 0.
 	height int32
+	self   uint32 // the element's id
 }
 
 // tower is the memory layout of an element with n links. Every element
-// is allocated as a tower of some n >= height, and the head sentinel of
-// a Map is a tower of maxLevel+1, so the links of an element start at the
-// same offset, linksOffset, whatever n is.
+// is stored as a tower of some n >= height (the capacity of its height
+// class), and the head sentinel of a Map is a tower of maxLevel+1, so the
+// links of an element start at the same offset, linksOffset, whatever n
+// is.
 type tower[K, V any, L any] struct {
 	e     Element[K, V]
-	links L // [n]link[K, V]
+	links L // [n]link[K]
 }
 
 // linksOffset is the offset of the first link from the start of an
 // element in its tower.
 func linksOffset[K, V any]() uintptr {
-	var t tower[K, V, [1]link[K, V]]
+	var t tower[K, V, [1]link[K]]
 	return unsafe.Offsetof(t.links)
 }
 
 // at returns the link of e at level i.
 //
-// Invariant: e was allocated as a tower of n > i links (newElement, or the
-// head of a Map), so the address computed stays inside e's allocation and
-// the garbage collector sees the link's pointers as part of it. Callers
-// check i < e.height, or rely on e.height > i from the structure (an
-// element is reached at level i only through a link at level i).
-func (e *Element[K, V]) at(i int) *link[K, V] {
-	var l link[K, V]
-	return (*link[K, V])(unsafe.Add(unsafe.Pointer(e), linksOffset[K, V]()+uintptr(i)*unsafe.Sizeof(l)))
+// Invariant: e is stored as a tower of n > i links (a chunk slot of its
+// height class, or the head of a Map), so the address computed stays
+// inside e's chunk (or Map). Callers check i < e.height, or rely on
+// e.height > i from the structure (an element is reached at level i only
+// through a link at level i); level 0 exists in every tower.
+func (e *Element[K, V]) at(i int) *link[K] {
+	var l link[K]
+	return (*link[K])(unsafe.Add(unsafe.Pointer(e), linksOffset[K, V]()+uintptr(i)*unsafe.Sizeof(l)))
 }
 
 // Key returns the element's key.
@@ -79,7 +83,11 @@ func (e *Element[K, V]) Next() *Element[K, V] {
 	if e.height == 0 {
 		return nil
 	}
-	return e.at(0).next
+	x := e.at(0).next
+	if x == 0 {
+		return nil
+	}
+	return e.owner().ptr(x)
 }
 
 // Prev returns the element with the next smaller key, or nil at the front
@@ -88,11 +96,11 @@ func (e *Element[K, V]) Prev() *Element[K, V] {
 	if e.height == 0 {
 		return nil
 	}
-	p := e.at(0).prev
-	if p.height > maxLevel {
-		return nil // the head sentinel
+	x := e.at(0).prev
+	if x == headID {
+		return nil
 	}
-	return p
+	return e.owner().ptr(x)
 }
 
 // Map is an ordered map from K to V on a skiplist: O(log n) expected
@@ -101,30 +109,36 @@ func (e *Element[K, V]) Prev() *Element[K, V] {
 // known element in O(height) without a search; ordered walks in both
 // directions from any element.
 //
-// Each element is one allocation holding the key, the value, its height
-// and its tower (p = 1/2, so 2 levels on average; a level is two pointers
-// and a copy of the next key). On amd64 a Map[int64, int64] uses 76 bytes
-// per element (measured).
+// Elements are stored in chunks of elements of the same height class
+// (p = 1/2, so 2 levels on average) and linked by 32-bit ids; a level is
+// two ids and a copy of the next key. On amd64 a Map[int64, int64] uses
+// about 58 bytes per element, and when K and V hold no pointers the
+// garbage collector does not scan the elements.
 //
 // A Map is not safe for concurrent mutation: concurrent readers are fine,
 // but a writer needs exclusive access (for example a sync.RWMutex). The zero
 // Map is not usable; create one with New or NewFunc.
 type Map[K, V any] struct {
-	// head is the sentinel before the first element. Its link at level i
-	// has next = the first element at level i and prev = the last one
-	// (head itself when level i is empty).
-	head  tower[K, V, [maxLevel + 1]link[K, V]]
+	// head is the sentinel before the first element (id headID). Its
+	// link at level i has next = the first element at level i and prev =
+	// the last one (headID when level i is empty).
+	head  tower[K, V, [maxLevel + 1]link[K]]
+	a     *arena[K, V]
 	level int // number of levels in use
 	n     int
-	cmp   func(a, b K) int
-	rng   uint64
+	// removals counts unlinks, so that an iterator knows whether the
+	// element it yielded can still be followed.
+	removals uint64
+	cmp      func(a, b K) int
+	rng      uint64
 	// find and seek are the searches: for cmp.Ordered keys (New) versions
 	// that compare with the operators instead of calling cmp.
 	find func(m *Map[K, V], k K) *Element[K, V]
-	seek func(m *Map[K, V], k K, preds *[maxLevel]*Element[K, V]) (*Element[K, V], bool)
-	// preds is the insertion point an insert fills: a field rather than a
-	// local so that it does not escape through the seek call to the heap.
+	seek func(m *Map[K, V], k K) (*Element[K, V], bool)
+	// preds is the insertion point seek fills, unless tail is set: then
+	// the key goes after the last element at every level.
 	preds [maxLevel]*Element[K, V]
+	tail  bool
 }
 
 // New returns an empty Map ordered by cmp.Compare on K.
@@ -147,12 +161,15 @@ func NewFunc[K, V any](compare func(a, b K) int) *Map[K, V] {
 	return m
 }
 
+// init empties m into a new arena.
 func (m *Map[K, V]) init() {
 	h := &m.head.e
 	h.height = maxLevel + 1
+	h.self = headID
 	for i := range m.head.links {
-		m.head.links[i] = link[K, V]{prev: h}
+		m.head.links[i] = link[K]{prev: headID}
 	}
+	m.a = newArena(h)
 	m.level = 0
 	m.n = 0
 }
@@ -164,8 +181,11 @@ func (m *Map[K, V]) first() *Element[K, V] { return &m.head.e }
 func (m *Map[K, V]) Len() int { return m.n }
 
 // Clear removes every element, in O(1). Elements obtained before keep
-// their key and value but must not be passed to Remove.
-func (m *Map[K, V]) Clear() { m.init() }
+// their key and value; Remove returns false for them.
+func (m *Map[K, V]) Clear() {
+	m.removals++
+	m.init()
+}
 
 // randomHeight draws a tower height with P(h > k) = 2^-k.
 func (m *Map[K, V]) randomHeight() int {
@@ -177,48 +197,30 @@ func (m *Map[K, V]) randomHeight() int {
 	return min(1+bits.TrailingZeros64(x), maxLevel)
 }
 
-// newElement allocates an element with a tower of h links in one
-// allocation: exactly h links up to 8, rounded up above.
-func newElement[K, V any](h int, k K, v V) *Element[K, V] {
-	var e *Element[K, V]
-	switch {
-	case h == 1:
-		e = &new(tower[K, V, [1]link[K, V]]).e
-	case h == 2:
-		e = &new(tower[K, V, [2]link[K, V]]).e
-	case h == 3:
-		e = &new(tower[K, V, [3]link[K, V]]).e
-	case h == 4:
-		e = &new(tower[K, V, [4]link[K, V]]).e
-	case h <= 6:
-		e = &new(tower[K, V, [6]link[K, V]]).e
-	case h <= 8:
-		e = &new(tower[K, V, [8]link[K, V]]).e
-	case h <= 16:
-		e = &new(tower[K, V, [16]link[K, V]]).e
-	default:
-		e = &new(tower[K, V, [maxLevel]link[K, V]]).e
-	}
+// newElement returns a new element with a tower of h links from m's arena.
+func (m *Map[K, V]) newElement(h int, k K, v V) *Element[K, V] {
+	e := m.a.alloc(h)
 	e.key, e.val, e.height = k, v, int32(h)
 	return e
 }
 
 // findFunc returns the element with key k, or nil.
 func findFunc[K, V any](m *Map[K, V], k K) *Element[K, V] {
+	a := m.a
 	x := m.first()
 	for i := m.level - 1; i >= 0; i-- {
 		for {
 			l := x.at(i)
-			if l.next == nil {
+			if l.next == 0 {
 				break
 			}
 			c := m.cmp(l.nkey, k)
 			if c < 0 {
-				x = l.next
+				x = a.ptr(l.next)
 				continue
 			}
 			if c == 0 {
-				return l.next
+				return a.ptr(l.next)
 			}
 			break
 		}
@@ -228,119 +230,141 @@ func findFunc[K, V any](m *Map[K, V], k K) *Element[K, V] {
 
 // findOrdered is findFunc with the operators of an ordered K.
 func findOrdered[K cmp.Ordered, V any](m *Map[K, V], k K) *Element[K, V] {
+	a := m.a
 	x := m.first()
 	for i := m.level - 1; i >= 0; i-- {
 		for {
 			l := x.at(i)
-			if l.next == nil {
+			if l.next == 0 {
 				break
 			}
 			if !cmp.Less(l.nkey, k) {
 				if !cmp.Less(k, l.nkey) {
-					return l.next
+					return a.ptr(l.next)
 				}
 				break
 			}
-			x = l.next
+			x = a.ptr(l.next)
 		}
 	}
 	return nil
 }
 
-// seekFunc fills preds with the last element before k at every level in
-// use and returns the first element with key >= k (nil if none) and
-// whether its key equals k.
-func seekFunc[K, V any](m *Map[K, V], k K, preds *[maxLevel]*Element[K, V]) (*Element[K, V], bool) {
+// seekFunc finds the insertion point of k: it sets m.tail if k is above
+// the last key, and otherwise fills m.preds with the last element before
+// k at every level in use. It returns the element with key k, if any.
+func seekFunc[K, V any](m *Map[K, V], k K) (*Element[K, V], bool) {
+	a := m.a
 	h := m.first()
 	// Appends: a key above the last key goes after the tails.
-	if last := h.at(0).prev; last != h && m.cmp(last.key, k) < 0 {
-		for i := range m.level {
-			preds[i] = h.at(i).prev
-		}
+	if last := h.at(0).prev; last != headID && m.cmp(a.ptr(last).key, k) < 0 {
+		m.tail = true
 		return nil, false
 	}
+	m.tail = false
 	x := h
 	for i := m.level - 1; i >= 0; i-- {
 		for {
 			l := x.at(i)
-			if l.next == nil || m.cmp(l.nkey, k) >= 0 {
+			if l.next == 0 || m.cmp(l.nkey, k) >= 0 {
 				break
 			}
-			x = l.next
+			x = a.ptr(l.next)
 		}
-		preds[i] = x
+		m.preds[i] = x
 	}
-	l := x.at(0)
-	return l.next, l.next != nil && m.cmp(l.nkey, k) == 0
+	if l := x.at(0); l.next != 0 && m.cmp(l.nkey, k) == 0 {
+		return a.ptr(l.next), true
+	}
+	return nil, false
 }
 
 // seekOrdered is seekFunc with the operators of an ordered K.
-func seekOrdered[K cmp.Ordered, V any](m *Map[K, V], k K, preds *[maxLevel]*Element[K, V]) (*Element[K, V], bool) {
+func seekOrdered[K cmp.Ordered, V any](m *Map[K, V], k K) (*Element[K, V], bool) {
+	a := m.a
 	h := m.first()
-	if last := h.at(0).prev; last != h && cmp.Less(last.key, k) {
-		for i := range m.level {
-			preds[i] = h.at(i).prev
-		}
+	if last := h.at(0).prev; last != headID && cmp.Less(a.ptr(last).key, k) {
+		m.tail = true
 		return nil, false
 	}
+	m.tail = false
 	x := h
 	for i := m.level - 1; i >= 0; i-- {
 		for {
 			l := x.at(i)
-			if l.next == nil || !cmp.Less(l.nkey, k) {
+			if l.next == 0 || !cmp.Less(l.nkey, k) {
 				break
 			}
-			x = l.next
+			x = a.ptr(l.next)
 		}
-		preds[i] = x
+		m.preds[i] = x
 	}
-	l := x.at(0)
-	return l.next, l.next != nil && !cmp.Less(k, l.nkey)
+	if l := x.at(0); l.next != 0 && !cmp.Less(k, l.nkey) {
+		return a.ptr(l.next), true
+	}
+	return nil, false
 }
 
-// link inserts e after preds at each level of its tower; levels at or
-// above m.level have the head as predecessor.
-func (m *Map[K, V]) link(e *Element[K, V], preds *[maxLevel]*Element[K, V]) {
+// link inserts e at the insertion point the last seek found: after
+// m.preds, or after the last element if m.tail; levels at or above
+// m.level have the head as predecessor.
+func (m *Map[K, V]) link(e *Element[K, V]) {
+	a := m.a
 	h := m.first()
 	for i := range int(e.height) {
 		p := h
 		if i < m.level {
-			p = preds[i]
+			if m.tail {
+				p = a.ptr(h.at(i).prev)
+			} else {
+				p = m.preds[i]
+			}
 		}
 		pl := p.at(i)
 		nx := pl.next
-		*e.at(i) = link[K, V]{next: nx, prev: p, nkey: pl.nkey}
-		pl.next, pl.nkey = e, e.key
-		if nx == nil {
-			h.at(i).prev = e
+		*e.at(i) = link[K]{next: nx, prev: p.self, nkey: pl.nkey}
+		pl.next, pl.nkey = e.self, e.key
+		if nx == 0 {
+			h.at(i).prev = e.self
 		} else {
-			nx.at(i).prev = e
+			a.ptr(nx).at(i).prev = e.self
 		}
 	}
 	m.level = max(m.level, int(e.height))
 	m.n++
 }
 
-// unlink removes e from every level of its tower, in O(height), and
-// clears its links so that a removed element keeps no neighbour alive.
+// resetSlots is the number of element slots above which a Map that
+// becomes empty starts over with a new arena, returning the old one's
+// memory to the garbage collector.
+const resetSlots = 256
+
+// unlink removes e from every level of its tower, in O(height), clears
+// its links and frees its slot.
 func (m *Map[K, V]) unlink(e *Element[K, V]) {
+	a := m.a
 	h := m.first()
 	for i := range int(e.height) {
 		l := e.at(i)
-		pl := l.prev.at(i)
+		pl := a.ptr(l.prev).at(i)
 		pl.next, pl.nkey = l.next, l.nkey
-		if l.next == nil {
+		if l.next == 0 {
 			h.at(i).prev = l.prev
 		} else {
-			l.next.at(i).prev = l.prev
+			a.ptr(l.next).at(i).prev = l.prev
 		}
-		*l = link[K, V]{}
+		*l = link[K]{}
 	}
 	e.height = 0
-	for m.level > 0 && h.at(m.level-1).next == nil {
+	for m.level > 0 && h.at(m.level-1).next == 0 {
 		m.level--
 	}
 	m.n--
+	m.removals++
+	a.release(e)
+	if m.n == 0 && a.slots > resetSlots {
+		m.init()
+	}
 }
 
 // Get returns the value stored under k and whether it was present.
@@ -370,14 +394,14 @@ func (m *Map[K, V]) Insert(k K, v V) (*Element[K, V], bool) {
 }
 
 func (m *Map[K, V]) insert(k K, v V, replace bool) (*Element[K, V], bool) {
-	if at, eq := m.seek(m, k, &m.preds); eq {
+	if at, eq := m.seek(m, k); eq {
 		if replace {
 			at.val = v
 		}
 		return at, false
 	}
-	e := newElement(m.randomHeight(), k, v)
-	m.link(e, &m.preds)
+	e := m.newElement(m.randomHeight(), k, v)
+	m.link(e)
 	return e, true
 }
 
@@ -394,10 +418,11 @@ func (m *Map[K, V]) Delete(k K) (V, bool) {
 }
 
 // Remove unlinks e, an element of m, in O(height) without a search, and
-// reports whether it was still linked. Removing an element of another Map
-// corrupts both.
+// reports whether it was still linked. It returns false for nil, for an
+// element already removed and for an element of another Map or from
+// before a Clear.
 func (m *Map[K, V]) Remove(e *Element[K, V]) bool {
-	if e == nil || e.height == 0 {
+	if e == nil || e.height == 0 || e.height > maxLevel || e.owner() != m.a {
 		return false
 	}
 	m.unlink(e)
@@ -405,18 +430,24 @@ func (m *Map[K, V]) Remove(e *Element[K, V]) bool {
 }
 
 // Front returns the element with the smallest key, or nil if m is empty.
-func (m *Map[K, V]) Front() *Element[K, V] { return m.head.links[0].next }
+func (m *Map[K, V]) Front() *Element[K, V] {
+	if x := m.head.links[0].next; x != 0 {
+		return m.a.ptr(x)
+	}
+	return nil
+}
 
 // Back returns the element with the largest key, or nil if m is empty.
 func (m *Map[K, V]) Back() *Element[K, V] {
-	if last := m.head.links[0].prev; last != m.first() {
-		return last
+	if x := m.head.links[0].prev; x != headID {
+		return m.a.ptr(x)
 	}
 	return nil
 }
 
 // PopFront removes and returns the element with the smallest key, or nil
-// if m is empty. It costs O(1) expected.
+// if m is empty. It costs O(1) expected. The element's key and value
+// stay readable until the next insertion into m.
 func (m *Map[K, V]) PopFront() *Element[K, V] {
 	e := m.Front()
 	if e != nil {
@@ -426,7 +457,8 @@ func (m *Map[K, V]) PopFront() *Element[K, V] {
 }
 
 // PopBack removes and returns the element with the largest key, or nil if
-// m is empty. It costs O(1) expected.
+// m is empty. It costs O(1) expected. The element's key and value stay
+// readable until the next insertion into m.
 func (m *Map[K, V]) PopBack() *Element[K, V] {
 	e := m.Back()
 	if e != nil {
@@ -437,43 +469,48 @@ func (m *Map[K, V]) PopBack() *Element[K, V] {
 
 // ceil returns the first element with key >= k (strict: key > k).
 func (m *Map[K, V]) ceil(k K, strict bool) *Element[K, V] {
+	a := m.a
 	x := m.first()
 	for i := m.level - 1; i >= 0; i-- {
 		for {
 			l := x.at(i)
-			if l.next == nil {
+			if l.next == 0 {
 				break
 			}
 			c := m.cmp(l.nkey, k)
 			if c < 0 || (strict && c == 0) {
-				x = l.next
+				x = a.ptr(l.next)
 				continue
 			}
 			if c == 0 {
-				return l.next
+				return a.ptr(l.next)
 			}
 			break
 		}
 	}
-	return x.at(0).next
+	if nx := x.at(0).next; nx != 0 {
+		return a.ptr(nx)
+	}
+	return nil
 }
 
 // floor returns the last element with key <= k (strict: key < k).
 func (m *Map[K, V]) floor(k K, strict bool) *Element[K, V] {
+	a := m.a
 	x := m.first()
 	for i := m.level - 1; i >= 0; i-- {
 		for {
 			l := x.at(i)
-			if l.next == nil {
+			if l.next == 0 {
 				break
 			}
 			c := m.cmp(l.nkey, k)
 			if c < 0 {
-				x = l.next
+				x = a.ptr(l.next)
 				continue
 			}
 			if c == 0 && !strict {
-				return l.next
+				return a.ptr(l.next)
 			}
 			break
 		}
@@ -516,19 +553,43 @@ func (m *Map[K, V]) Range(lo, hi K) iter.Seq2[K, V] {
 	}
 }
 
+// following returns the element after e, which was yielded with key k
+// when m's removal count was removals: e's successor if e is still the
+// element it was, otherwise the first element above k (or below it, with
+// back).
+func (m *Map[K, V]) following(e *Element[K, V], k K, removals uint64, back bool) *Element[K, V] {
+	// Without a removal since the yield e is still linked; with one, its
+	// slot may have been freed and reused, but an element linked in that
+	// slot with the same key sits where e was.
+	if m.removals == removals || (e.height != 0 && e.owner() == m.a && m.cmp(e.key, k) == 0) {
+		if back {
+			if p := e.at(0).prev; p != headID {
+				return m.a.ptr(p)
+			}
+			return nil
+		}
+		if nx := e.at(0).next; nx != 0 {
+			return m.a.ptr(nx)
+		}
+		return nil
+	}
+	if back {
+		return m.floor(k, true)
+	}
+	return m.ceil(k, true)
+}
+
 func (m *Map[K, V]) ascend(e *Element[K, V], hi *K, yield func(K, V) bool) {
 	for e != nil {
-		if hi != nil && m.cmp(e.key, *hi) >= 0 {
+		k := e.key
+		if hi != nil && m.cmp(k, *hi) >= 0 {
 			return
 		}
-		if !yield(e.key, e.val) {
+		r := m.removals
+		if !yield(k, e.val) {
 			return
 		}
-		if e.height != 0 {
-			e = e.at(0).next
-		} else {
-			e = m.ceil(e.key, true)
-		}
+		e = m.following(e, k, r, false)
 	}
 }
 
@@ -551,13 +612,11 @@ func (m *Map[K, V]) Descend(from K) iter.Seq2[K, V] {
 
 func (m *Map[K, V]) descend(e *Element[K, V], yield func(K, V) bool) {
 	for e != nil {
-		if !yield(e.key, e.val) {
+		k := e.key
+		r := m.removals
+		if !yield(k, e.val) {
 			return
 		}
-		if e.height != 0 {
-			e = e.Prev()
-		} else {
-			e = m.floor(e.key, true)
-		}
+		e = m.following(e, k, r, true)
 	}
 }

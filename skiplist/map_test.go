@@ -2,7 +2,6 @@ package skiplist
 
 import (
 	"math/rand/v2"
-	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -16,17 +15,27 @@ import (
 func checkMap[K, V any](t testing.TB, m *Map[K, V]) {
 	t.Helper()
 	h := m.first()
-	if h.height != maxLevel+1 {
-		t.Fatalf("head tower has %d levels", h.height)
+	if h.height != maxLevel+1 || h.self != headID {
+		t.Fatalf("head tower has %d levels, id %#x", h.height, h.self)
 	}
 	count := 0
 	for i := range maxLevel {
 		prev := h
-		for e := h.at(i).next; e != nil; e = e.at(i).next {
+		for x := h.at(i).next; x != 0; {
+			e := m.a.ptr(x)
+			if e.self != x {
+				t.Fatalf("element %#x has id %#x", x, e.self)
+			}
 			if int(e.height) <= i {
 				t.Fatalf("element at level %d with height %d", i, e.height)
 			}
-			if e.at(i).prev != prev {
+			if classOf(int(e.height)) != int(x>>classShift) {
+				t.Fatalf("element of height %d in class %d", e.height, x>>classShift)
+			}
+			if e.owner() != m.a {
+				t.Fatalf("element %#x not owned by the map's arena", x)
+			}
+			if e.at(i).prev != prev.self {
 				t.Fatalf("bad prev link at level %d", i)
 			}
 			if m.cmp(prev.at(i).nkey, e.key) != 0 {
@@ -39,19 +48,27 @@ func checkMap[K, V any](t testing.TB, m *Map[K, V]) {
 			if i == 0 {
 				count++
 			}
+			x = e.at(i).next
 		}
-		if h.at(i).prev != prev {
+		if h.at(i).prev != prev.self {
 			t.Fatalf("bad tail at level %d", i)
 		}
-		if i >= m.level && h.at(i).next != nil {
+		if i >= m.level && h.at(i).next != 0 {
 			t.Fatalf("level %d above m.level %d in use", i, m.level)
 		}
 	}
-	if m.level > 0 && h.at(m.level-1).next == nil {
+	if m.level > 0 && h.at(m.level-1).next == 0 {
 		t.Fatalf("top level %d empty", m.level)
 	}
 	if count != m.n {
 		t.Fatalf("Len %d, counted %d", m.n, count)
+	}
+	used := 0
+	for c := range m.a.cls {
+		used += m.a.cls[c].used
+	}
+	if used != m.n {
+		t.Fatalf("arena holds %d elements, Len %d", used, m.n)
 	}
 }
 
@@ -395,34 +412,4 @@ func TestMapOneAllocationPerInsert(t *testing.T) {
 	assert.LessOrEqual(t, allocs, 1.0)
 	allocs = testing.AllocsPerRun(1000, func() { m.Get(k % 1000003) })
 	assert.Equal(t, 0.0, allocs)
-}
-
-// TestElementTowerLayout checks the invariant behind Element.at: every
-// height gets a tower with room for all its links, the links do not
-// overlap the element or each other, and the garbage collector keeps what
-// the links point to. Run it with -race and with
-// -gcflags=all=-d=checkptr, which verifies each unsafe conversion stays
-// inside its allocation.
-func TestElementTowerLayout(t *testing.T) {
-	for h := 1; h <= maxLevel; h++ {
-		e := newElement(h, int64(h), int64(-h))
-		require.Equal(t, int32(h), e.height)
-		for i := range h {
-			next := newElement(1, int64(1000*h+i), int64(0))
-			*e.at(i) = link[int64, int64]{next: next, prev: e, nkey: next.key}
-		}
-		runtime.GC()
-		assert.Equal(t, int64(h), e.Key())
-		assert.Equal(t, int64(-h), e.Value())
-		for i := range h {
-			l := e.at(i)
-			require.NotNil(t, l.next)
-			assert.Equal(t, int64(1000*h+i), l.next.key, "level %d of height %d", i, h)
-			assert.Equal(t, l.nkey, l.next.key)
-			assert.Same(t, e, l.prev)
-		}
-	}
-	m := New[int64, int64]()
-	assert.Equal(t, int32(maxLevel+1), m.first().height)
-	assert.Same(t, &m.head.links[maxLevel], m.first().at(maxLevel))
 }
