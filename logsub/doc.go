@@ -59,7 +59,9 @@
 // are dropped as duplicates when publishers retransmit them; the others are
 // accepted again: across kill -9 every acknowledged record is in the files
 // exactly once. A starting Logger, and one that sees members join its
-// group, sends an AckSync so that publishers retransmit what it lacks. A
+// group, sends an AckSync so that publishers retransmit what it lacks; like
+// every durable ack it names only records covered by the commit it follows
+// (never ones written while that commit ran, which a crash would lose). A
 // stream with a hole (a record missing below others held) gets an ack with
 // Resend, repeated every GapTimeout/4; a logger never acknowledges past a
 // hole (a hole older than GapTimeout is logged and counted in Stats.Holes).

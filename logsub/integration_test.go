@@ -1,6 +1,7 @@
 package logsub
 
 import (
+	"context"
 	"fmt"
 	"net/http/httptest"
 	"os"
@@ -10,8 +11,10 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/peerscale/peerscale/bus"
 	"github.com/peerscale/peerscale/bus/inproc"
 	"github.com/peerscale/peerscale/internal/leakcheck"
+	"github.com/peerscale/peerscale/internal/logwire"
 	"github.com/peerscale/peerscale/logpub"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -33,7 +36,7 @@ func TestWithLogpubPublisher(t *testing.T) {
 		startLogger := func() (*Logger, *inproc.Bus) {
 			b, err := hub.NewMember("logger-a")
 			require.NoError(t, err)
-			l, err := New(ctx, b, []string{"www"}, outs, cfg)
+			l, err := New(ctx, committedAcks{b, t, cfg.Store.StateFile}, []string{"www"}, outs, cfg)
 			require.NoError(t, err)
 			return l, b
 		}
@@ -58,7 +61,9 @@ func TestWithLogpubPublisher(t *testing.T) {
 				l, lb = startLogger()
 			}
 		}
-		require.NoError(t, p.Shutdown(ctx), "every record acknowledged")
+		sctx, cancel := context.WithTimeout(ctx, time.Minute)
+		defer cancel()
+		require.NoError(t, p.Shutdown(sctx), "every record acknowledged; logger %+v", l.Stats())
 		require.NoError(t, l.Shutdown(ctx))
 		st := p.Stats()
 		t.Logf("publisher: %+v", st)
@@ -130,4 +135,51 @@ func TestLogpubRestartReplaysJournal(t *testing.T) {
 		}
 		assert.Len(t, count, 2000)
 	})
+}
+
+// committedAcks wraps a logger's bus and checks every durable ack the
+// logger sends against its state file: an ack never covers a record that
+// a crash right after it would lose (records written but not committed).
+type committedAcks struct {
+	bus.Bus
+	t     testing.TB
+	state string
+}
+
+func (c committedAcks) Send(ctx context.Context, group string, level bus.Level, data []byte) error {
+	if k, err := logwire.MessageKind(data); err == nil && k == logwire.KindAck {
+		c.check(strings.TrimSuffix(group, ".ack"), data)
+	}
+	return c.Bus.Send(ctx, group, level, data)
+}
+
+func (c committedAcks) check(group string, data []byte) {
+	a, err := logwire.DecodeAck(data)
+	if err != nil {
+		c.t.Errorf("logger sent an undecodable ack: %v", err)
+		return
+	}
+	if a.Flags&logwire.AckDurable == 0 {
+		return
+	}
+	st, err := readState(c.state)
+	if err != nil {
+		c.t.Errorf("state file: %v", err)
+		return
+	}
+	for _, e := range a.Entries {
+		if e.Next <= 1 {
+			continue
+		}
+		held := false
+		for _, se := range st.Seen {
+			if se.Group == group && se.Publisher == e.Publisher && se.Epoch == e.Epoch {
+				held = len(se.Ranges) > 0 && se.Ranges[0].Lo == 1 && se.Ranges[0].Hi >= e.Next-1
+			}
+		}
+		if !held {
+			c.t.Errorf("ack (flags %#x) of %s epoch %d up to %d covers records the state file does not hold: %+v",
+				a.Flags, e.Publisher, e.Epoch, e.Next-1, st.Seen)
+		}
+	}
 }

@@ -88,6 +88,10 @@ type Logger struct {
 	repeat time.Time              // when acks were last repeated
 	closed bool
 	done   chan struct{}
+
+	// afterCommit, when set (by tests), runs between the Store's commit
+	// and the acknowledgements it allows.
+	afterCommit func()
 }
 
 type loggerGroup struct {
@@ -276,8 +280,27 @@ func (l *Logger) commitLoop() {
 
 // commit syncs the store and sends the acknowledgements.
 func (l *Logger) commit(ctx context.Context) error {
-	ps, err := l.store.Commit()
+	// Take the pending AckSyncs before committing: the positions they
+	// announce come from the same commit, never from records written
+	// after it (those are not durable yet).
+	var syncs []*loggerGroup
+	if l.durable {
+		l.mu.Lock()
+		for _, lg := range l.groups {
+			if lg.sync {
+				lg.sync = false
+				syncs = append(syncs, lg)
+			}
+		}
+		l.mu.Unlock()
+	}
+	ps, committed, err := l.store.commit(len(syncs) > 0)
 	if err != nil {
+		l.mu.Lock()
+		for _, lg := range syncs {
+			lg.sync = true
+		}
+		l.mu.Unlock()
 		if !errors.Is(err, ErrClosed) {
 			l.log.Error("commit failed", "err", err)
 		}
@@ -285,6 +308,9 @@ func (l *Logger) commit(ctx context.Context) error {
 	}
 	if !l.durable {
 		return nil
+	}
+	if l.afterCommit != nil {
+		l.afterCommit()
 	}
 	now := time.Now()
 	l.mu.Lock()
@@ -336,19 +362,12 @@ func (l *Logger) commit(ctx context.Context) error {
 		}
 	}
 	l.stats.Holes = stale
-	var syncs []*loggerGroup
-	for _, lg := range l.groups {
-		if lg.sync {
-			lg.sync = false
-			syncs = append(syncs, lg)
-		}
-	}
 	l.mu.Unlock()
 
 	for _, lg := range syncs {
 		// Answer every stream of the group, so publishers resend from there.
 		var es []logwire.AckEntry
-		for _, p := range l.store.Positions() {
+		for _, p := range committed {
 			if p.Group == lg.name {
 				es = append(es, logwire.AckEntry{Publisher: p.Publisher, Epoch: p.Epoch, Next: p.Next})
 			}

@@ -293,6 +293,60 @@ func TestLoggerRepeatsAcks(t *testing.T) {
 	})
 }
 
+// TestSyncAckNamesOnlyCommittedRecords checks that an AckSync (sent by a
+// starting logger) lists how far each stream is committed, and not the
+// records written while the commit ran: a crash right after the ack would
+// lose those while publishers, taking them as acknowledged, forgot them.
+func TestSyncAckNamesOnlyCommittedRecords(t *testing.T) {
+	leakcheck.Check(t)
+	synctest.Test(t, func(t *testing.T) {
+		ctx := t.Context()
+		dir := t.TempDir()
+		hub := inproc.New(inproc.Config{Logger: quiet})
+		defer hub.Close()
+		ob, err := hub.NewMember("observer")
+		require.NoError(t, err)
+		ackG, err := ob.Join(ctx, "www.ack")
+		require.NoError(t, err)
+		lb, err := hub.NewMember("logger")
+		require.NoError(t, err)
+		l, err := New(ctx, lb, []string{"www"}, []Output{{File: filepath.Join(dir, "log")}}, Config{Name: "l1",
+			Store: StoreConfig{StateFile: filepath.Join(dir, "state")}, FsyncInterval: time.Hour, Logger: quiet})
+		require.NoError(t, err)
+		synctest.Wait() // the logger saw its first views
+		write := func(from, to uint64) {
+			for seq := from; seq < to; seq++ {
+				_, err := l.store.Write(&Record{Group: "www", Publisher: "web1", Epoch: 1, Seq: seq, Line: fmt.Appendf(nil, "line %d", seq)})
+				require.NoError(t, err)
+			}
+		}
+		nextAck := func() *logwire.Ack {
+			t.Helper()
+			for {
+				ev, err := ackG.Recv(ctx)
+				require.NoError(t, err)
+				if m, ok := ev.(*bus.Message); ok {
+					a, err := logwire.DecodeAck(m.Data)
+					require.NoError(t, err)
+					return a
+				}
+			}
+		}
+		write(1, 4)
+		l.afterCommit = func() { write(4, 7) } // batches arriving while the commit runs
+		require.NoError(t, l.commit(ctx))
+		l.afterCommit = nil
+		a := nextAck()
+		assert.Equal(t, logwire.AckDurable|logwire.AckSync, a.Flags)
+		assert.Equal(t, []logwire.AckEntry{{Publisher: "web1", Epoch: 1, Next: 4}}, a.Entries, "only what the commit covered")
+
+		require.NoError(t, l.commit(ctx))
+		a = nextAck()
+		assert.Equal(t, []logwire.AckEntry{{Publisher: "web1", Epoch: 1, Next: 7}}, a.Entries, "the rest at the next commit")
+		require.NoError(t, l.Shutdown(ctx))
+	})
+}
+
 func TestAckChunk(t *testing.T) {
 	es := make([]logwire.AckEntry, 10000)
 	for i := range es {

@@ -403,30 +403,44 @@ func (s *Store) commitLocked() error {
 // that received records (duplicates included) since the last Commit: what
 // a logger acknowledges.
 func (s *Store) Commit() ([]Position, error) {
+	ps, _, err := s.commit(false)
+	return ps, err
+}
+
+// commit is Commit that, with all set, also returns the Position of every
+// stream the Store remembers as of this commit: what a logger may
+// acknowledge to publishers asking for everything (AckSync). Both lists
+// are taken under the lock that covers the commit, so they never name a
+// record written after it.
+func (s *Store) commit(all bool) (dirty, every []Position, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
-		return nil, ErrClosed
+		return nil, nil, ErrClosed
 	}
 	if err := s.commitLocked(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if s.cfg.StateFile == "" {
-		return nil, nil
+		return nil, nil, nil
 	}
-	var ps []Position
 	for k, e := range s.seen {
 		if e.dirty {
 			e.dirty = false
-			ps = append(ps, e.position(k))
+			dirty = append(dirty, e.position(k))
+		}
+		if all {
+			every = append(every, e.position(k))
 		}
 	}
-	sortPositions(ps)
-	return ps, nil
+	sortPositions(dirty)
+	sortPositions(every)
+	return dirty, every, nil
 }
 
 // Positions returns the Position of every stream the Store remembers,
-// committed or not.
+// committed or not: records written since the last Commit are counted, so
+// it is not what may be acknowledged.
 func (s *Store) Positions() []Position {
 	s.mu.Lock()
 	defer s.mu.Unlock()
