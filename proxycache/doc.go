@@ -93,11 +93,44 @@
 // are idempotent removals, so no total order is needed and bus/cluster,
 // which stops at FIFO, carries them); the call returns once this
 // member applied the purge, or, with Config.PurgeWaitAll, once every member
-// of the view acknowledged it. A member that may have missed purges empties
-// its cache: when it joins a group that already has members (a restart,
-// since the index survives on disk) and when a view merges partitions (both
-// sides, since neither knows what the other purged). That trades hit ratio
-// after a heal for the rule that purged content is never served again.
+// of the view acknowledged it.
+//
+// # Members that were away
+//
+// A join costs no member its cache. Every member keeps a log of the last
+// Config.PurgeLog purges it applied, stamped with its own clock, and
+// remembers since when each member that left its view may have missed
+// them. Two situations call for a catch-up:
+//
+//   - a store that comes back from disk (a restart) may have missed the
+//     purges made since it stopped: the store's stamp file, <root>/%stamp,
+//     rewritten every 10 s and at Close, says since when (a minute before
+//     the last stamp, or earlier if members it had lost had not come back);
+//   - members that left this member's view come back (a partition heals):
+//     each side may have missed the other's purges since the start of the
+//     last view they shared (at most a minute before the bus noticed).
+//
+// The member then asks the members concerned, over the group, for the
+// purges they applied since then. Each one answers with those records and
+// their ages (ages, not times, so clocks need not agree) and with how far
+// back its log is complete. The asker applies each purge only to entries
+// fetched before it (a second of slack), so what it filled since stays;
+// everything else is kept. Until the answers are in, entries fetched
+// before the catch-up began are revalidated before use (a conditional
+// request; a 304 keeps them). If the answers cannot vouch for the whole gap
+// (a log too short, a member that left or did not answer within 10 s), the
+// entries fetched before the uncovered time stay marked: each is
+// revalidated once, on its next use, instead of being deleted. A brand-new
+// member with an empty store asks nothing; the members it joins ask it
+// (it may come from the other side of a partition) but keep serving while
+// it answers. Stats reports CatchUps, MissedPurges, CatchUpFailures and
+// RevalidateBefore.
+//
+// What this does not cover: a purge made only by members that are gone
+// for good before the others learnt it (the bus does not promise its
+// delivery either), and three or more sides healing at once whose
+// answers together have a hole no single answer shows (each answer is
+// taken for the whole other side).
 //
 // # Write-through pages
 //
@@ -109,8 +142,10 @@
 // Invalidate(key) and InvalidateAll remove pages, over the bus with
 // PageConfig.Bus, under the same sequence rule: a generation that began
 // before an invalidation of its key is discarded and run again. A member
-// that joins a running group or sees a merge view invalidates all its
-// pages. The application cache for database reads, on groupcache, is the
+// that was away catches up like a Cache: pages written before an
+// invalidation it missed are deleted, the others kept, and when the
+// answers cannot vouch for the whole gap, pages written before it are
+// generated again on their next request. The application cache for database reads, on groupcache, is the
 // subpackage appcache.
 //
 // Purger (NewPurger) sends purges to the Caches of a group without caching

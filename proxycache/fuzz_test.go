@@ -7,6 +7,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/peerscale/peerscale/bus"
 )
 
 func FuzzObjectPath(f *testing.F) {
@@ -15,6 +17,7 @@ func FuzzObjectPath(f *testing.F) {
 	}
 	f.Add("..", "/x")
 	f.Add("%tmp", "/")
+	f.Add("%stamp", "/")
 	f.Fuzz(func(t *testing.T, host, uri string) {
 		u, err := url.ParseRequestURI(uri)
 		if err != nil || host == "" {
@@ -31,7 +34,7 @@ func FuzzObjectPath(f *testing.F) {
 		if len(segs) < 2 {
 			t.Fatalf("%q %q -> %q has no object name", host, uri, rel)
 		}
-		if segs[0] == tmpDir || segs[0] == trashDir {
+		if segs[0] == tmpDir || segs[0] == trashDir || segs[0] == stampName {
 			t.Fatalf("%q %q -> reserved %q", host, uri, rel)
 		}
 		for _, s := range segs {
@@ -108,4 +111,66 @@ func FuzzDecodeMsg(f *testing.F) {
 			t.Fatalf("round trip: %x -> %x", b, b2)
 		}
 	})
+}
+
+func FuzzDecodeSync(f *testing.F) {
+	f.Add((&syncReq{id: 3, sinceAge: sinceAll, asked: []bus.MemberID{{Name: "a", Incarnation: 9}, {Name: "b"}}}).encode())
+	f.Add((&syncReq{id: 1, sinceAge: 60000}).encode())
+	f.Add((&syncReply{id: 3, asker: bus.MemberID{Name: "a", Incarnation: 9}, last: true, vouchAge: 1 << 40,
+		recs: []syncRec{{t: purgeTarget{kind: purgeURL, host: "h", path: "/x?y"}, age: 5}, {t: purgeTarget{kind: purgeEvery}}}}).encode())
+	for _, b := range splitReply(4, bus.MemberID{Name: "z"}, 7, []syncRec{
+		{t: purgeTarget{kind: purgePrefix, host: "h", path: "/img/"}, age: 1},
+		{t: purgeTarget{kind: purgeURL, host: "h", path: "/" + strings.Repeat("p", 40)}, age: 2},
+	}, 80) {
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		m, err := decodeSync(b)
+		if err != nil {
+			return
+		}
+		var b2 []byte
+		switch m := m.(type) {
+		case *syncReq:
+			b2 = m.encode()
+		case *syncReply:
+			b2 = m.encode()
+		}
+		if !bytes.Equal(b, b2) {
+			t.Fatalf("round trip: %x -> %x", b, b2)
+		}
+	})
+}
+
+func TestSplitReply(t *testing.T) {
+	var recs []syncRec
+	for i := range 100 {
+		recs = append(recs, syncRec{t: purgeTarget{kind: purgeURL, host: "h", path: "/" + strings.Repeat("p", i)}, age: uint64(1000 - i)})
+	}
+	recs = append(recs, syncRec{t: purgeTarget{kind: purgeURL, host: "h", path: "/" + strings.Repeat("q", 500)}, age: 10})
+	msgs := splitReply(1, bus.MemberID{Name: "a"}, 5000, recs, 400)
+	if len(msgs) < 10 {
+		t.Fatalf("%d messages", len(msgs))
+	}
+	var got []syncRec
+	for i, b := range msgs {
+		if len(b) > 400 {
+			t.Fatalf("message %d: %d bytes", i, len(b))
+		}
+		m, err := decodeSync(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := m.(*syncReply)
+		if r.last != (i == len(msgs)-1) {
+			t.Fatalf("message %d: last=%v", i, r.last)
+		}
+		if r.last && r.vouchAge != 10 {
+			t.Fatalf("vouch age %d: a record too long to send must cut it to its age", r.vouchAge)
+		}
+		got = append(got, r.recs...)
+	}
+	if !reflect.DeepEqual(recs[:100], got) {
+		t.Fatalf("records differ after the split")
+	}
 }

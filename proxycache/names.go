@@ -15,6 +15,7 @@ import (
 const (
 	tmpDir      = "%tmp"   // in the root: files being written
 	trashDir    = "%trash" // in the root: purged trees awaiting deletion
+	stampName   = "%stamp" // in the root: since when purges may have been missed
 	indexName   = "%_"     // an empty path segment ("/" or "/dir/")
 	metaSuffix  = "%m"     // sidecar beside a body file
 	hashedMark  = "%h"     // a name too long to keep, shortened with a hash

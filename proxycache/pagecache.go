@@ -55,6 +55,10 @@ type PageConfig struct {
 	// WaitAll makes Invalidate and InvalidateAll return only once every
 	// member of the view applied them. False means once this member did.
 	WaitAll bool
+	// InvalidationLog is how many recent invalidations each member
+	// remembers, to tell members that were away what they missed. Zero
+	// means 10000.
+	InvalidationLog int
 	// Logger receives operational logs. Nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -90,6 +94,8 @@ type PageCache struct {
 	closed atomic.Bool
 	once   sync.Once
 
+	floor atomic.Int64 // pages written before it (unix ns) may have missed invalidations: generated again
+
 	mu     sync.Mutex
 	gens   map[string]*generation
 	seq    uint64
@@ -108,6 +114,7 @@ type generation struct {
 const (
 	pageTmp   = ".tmp"
 	pageTrash = ".trash"
+	pageStamp = ".stamp"
 )
 
 // NewPageCache serves pages from dir, generating missing ones with gen.
@@ -133,17 +140,21 @@ func NewPageCache(dir string, gen Generator, cfg PageConfig) (*PageCache, error)
 		}
 	}
 	p.ctx, p.cancel = context.WithCancel(context.Background())
-	p.wg.Go(p.emptyTrash)
 	if cfg.Bus != nil {
-		cl, err := startCluster(cfg.Bus, cfg.Group, cfg.WaitAll, p.log, p.apply,
-			func() int { return 1 }, func(purgeTarget) bool { return true })
+		cl, err := startCluster(cfg.Bus, cfg.Group, cfg.WaitAll, cfg.InvalidationLog, p.log, clusterHooks{
+			apply:       p.apply,
+			applyMissed: p.applyMissed,
+			setFloor:    p.setFloor,
+			restored:    p.restored,
+			serves:      func(purgeTarget) bool { return true },
+		})
 		if err != nil {
 			p.cancel()
-			p.wg.Wait()
 			return nil, err
 		}
 		p.cl = cl
 	}
+	p.wg.Go(p.emptyTrash)
 	return p, nil
 }
 
@@ -212,7 +223,7 @@ func (p *PageCache) Open(ctx context.Context, key string) (*os.File, error) {
 			return nil, ErrClosed
 		}
 		if f, err := os.Open(name); err == nil {
-			if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() {
+			if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() && fi.ModTime().UnixNano() >= p.floor.Load() {
 				p.hits.Add(1)
 				return f, nil
 			}
@@ -286,6 +297,10 @@ func (p *PageCache) generate(key, name string, start uint64) (bool, error) {
 		p.errs.Add(1)
 		return false, fmt.Errorf("proxycache: pages: %w", err)
 	}
+	// The page's time is the generation's, on the clock the invalidation
+	// catch-up compares with.
+	now := time.Now()
+	_ = os.Chtimes(tmp.Name(), now, now)
 	if err := os.Rename(tmp.Name(), name); err != nil {
 		_ = os.Remove(tmp.Name())
 		p.errs.Add(1)
@@ -342,7 +357,7 @@ func (p *PageCache) apply(t purgeTarget) {
 		p.ring[p.seq%purgeRing] = purgeRec{seq: p.seq}
 		des, _ := os.ReadDir(p.dir)
 		for _, d := range des {
-			if d.Name() == pageTmp || d.Name() == pageTrash {
+			if d.Name() == pageTmp || d.Name() == pageTrash || d.Name() == pageStamp {
 				continue
 			}
 			p.trashN++
@@ -365,7 +380,10 @@ func (p *PageCache) apply(t purgeTarget) {
 func (p *PageCache) emptyTrash() {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
-	for {
+	for i := 0; ; i++ {
+		if i%int(stampEvery/time.Second) == 0 {
+			p.stamp()
+		}
 		des, _ := os.ReadDir(filepath.Join(p.dir, pageTrash))
 		for _, d := range des {
 			_ = os.RemoveAll(filepath.Join(p.dir, pageTrash, d.Name()))
@@ -396,6 +414,75 @@ func (p *PageCache) Close() error {
 			p.cl.close()
 		}
 		p.wg.Wait()
+		p.stamp()
 	})
 	return nil
+}
+
+// restored reports whether pages survive from an earlier run, and since
+// when they may have missed invalidations.
+func (p *PageCache) restored() (time.Time, bool) {
+	des, _ := os.ReadDir(p.dir)
+	for _, d := range des {
+		if n := d.Name(); n != pageTmp && n != pageTrash && n != pageStamp {
+			return readStamp(filepath.Join(p.dir, pageStamp), time.Now()), true
+		}
+	}
+	return time.Time{}, false
+}
+
+// applyMissed removes the pages t names that were written before at (plus
+// purgeSlack): an invalidation applied elsewhere at that time.
+func (p *PageCache) applyMissed(t purgeTarget, at time.Time) {
+	before := at.Add(purgeSlack)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.seq++
+	p.invalidations.Add(1)
+	remove := func(name string) {
+		if fi, err := os.Lstat(name); err == nil && fi.Mode().IsRegular() && fi.ModTime().Before(before) {
+			_ = os.Remove(name)
+		}
+	}
+	if t.kind == purgeEvery {
+		p.ring[p.seq%purgeRing] = purgeRec{seq: p.seq}
+		_ = filepath.WalkDir(p.dir, func(name string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return nil
+			}
+			if d.IsDir() && name != p.dir && strings.HasPrefix(d.Name(), ".") {
+				return filepath.SkipDir
+			}
+			if !d.IsDir() && name != filepath.Join(p.dir, pageStamp) {
+				remove(name)
+			}
+			return nil
+		})
+		return
+	}
+	key := strings.TrimPrefix(t.path, "/")
+	if !validKey(key) {
+		return
+	}
+	p.ring[p.seq%purgeRing] = purgeRec{seq: p.seq, prefix: key, exact: true}
+	remove(filepath.Join(p.dir, filepath.FromSlash(key)))
+}
+
+func (p *PageCache) setFloor(t time.Time) {
+	var v int64
+	if !t.IsZero() {
+		v = t.UnixNano()
+	}
+	p.floor.Store(v)
+}
+
+func (p *PageCache) stamp() {
+	now := time.Now()
+	var unsynced time.Time
+	if p.cl != nil {
+		unsynced = p.cl.unsyncedSince(now)
+	}
+	if err := writeStamp(filepath.Join(p.dir, pageStamp), now, unsynced); err != nil {
+		p.log.Warn("stamp not written", "err", err)
+	}
 }

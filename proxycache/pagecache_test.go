@@ -137,3 +137,43 @@ func TestPageInvalidationOverBus(t *testing.T) {
 		}
 	})
 }
+
+func TestPageRestartCatchesUpOnWhatItMissed(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		hub := inproc.New(inproc.Config{})
+		a := &articles{title: map[string]string{"x.html": "x1", "y.html": "y1"}}
+		start := func(name, dir string) (*inproc.Bus, *proxycache.PageCache) {
+			b, err := hub.NewMember(name)
+			require.NoError(t, err)
+			p, err := proxycache.NewPageCache(dir, a, proxycache.PageConfig{Bus: b, WaitAll: true, Logger: quiet})
+			require.NoError(t, err)
+			synctest.Wait()
+			return b, p
+		}
+		b1, p1 := start("web1", t.TempDir())
+		dir2 := t.TempDir()
+		b2, p2 := start("web2", dir2)
+		for _, p := range []*proxycache.PageCache{p1, p2} {
+			do(t, p, "GET", "/x.html")
+			do(t, p, "GET", "/y.html")
+		}
+		runs := a.runs.Load()
+		time.Sleep(time.Minute)
+		require.NoError(t, p2.Close())
+		require.NoError(t, b2.Close())
+		time.Sleep(time.Minute)
+		a.set("x.html", "x2")
+		require.NoError(t, p1.Invalidate(t.Context(), "x.html"))
+		time.Sleep(time.Minute)
+
+		b2, p2 = start("web2", dir2)
+		assert.Contains(t, do(t, p2, "GET", "/y.html").body, "y1")
+		assert.Equal(t, runs, a.runs.Load(), "y.html was kept")
+		assert.Contains(t, do(t, p2, "GET", "/x.html").body, "x2", "x.html, invalidated meanwhile, was not")
+		assert.Equal(t, runs+1, a.runs.Load())
+		for _, c := range []io.Closer{p1, p2, b1, b2} {
+			require.NoError(t, c.Close())
+		}
+		require.NoError(t, hub.Close())
+	})
+}

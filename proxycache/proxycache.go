@@ -76,6 +76,10 @@ type Config struct {
 	// Group is the bus group of the purge protocol. Empty means
 	// "proxycache".
 	Group string
+	// PurgeLog is how many recent purges each member remembers, to tell
+	// members that were away (restarted, partitioned) what they missed.
+	// Zero means 10000.
+	PurgeLog int
 	// PurgeWaitAll makes PurgeURL, PurgePrefix and PurgeAll return only
 	// once every member of the group's view has applied the purge (or the
 	// context ends). False means they return once this member applied it;
@@ -197,9 +201,7 @@ func New(root string, origins map[string]*url.URL, cfg Config) (*Cache, error) {
 	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	if cfg.Bus != nil {
-		cl, err := startCluster(cfg.Bus, cfg.Group, cfg.PurgeWaitAll, c.log, c.applyPurge,
-			func() int { n, _ := c.store.size(); return n },
-			func(t purgeTarget) bool { return t.kind == purgeEvery || c.originForHost(t.host) != nil })
+		cl, err := startCluster(cfg.Bus, cfg.Group, cfg.PurgeWaitAll, cfg.PurgeLog, c.log, c.hooks())
 		if err != nil {
 			c.cancel()
 			return nil, err
@@ -365,10 +367,15 @@ func (c *Cache) janitor() {
 	}
 	tick := time.NewTicker(every)
 	defer tick.Stop()
+	stamp := time.NewTicker(stampEvery)
+	defer stamp.Stop()
+	c.stamp()
 	for {
 		select {
 		case <-c.ctx.Done():
 			return
+		case <-stamp.C:
+			c.stamp()
 		case <-c.trash:
 			c.store.emptyTrash()
 		case now := <-tick.C:
@@ -422,6 +429,7 @@ func (c *Cache) Close() error {
 			c.cl.close()
 		}
 		c.wg.Wait()
+		c.stamp()
 		c.store.emptyTrash()
 	})
 	return nil

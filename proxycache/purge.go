@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/peerscale/peerscale/bus"
@@ -206,17 +208,8 @@ func decodeMsg(b []byte) (*wireMsg, error) {
 		if !ok1 || !ok2 || !ok3 || len(b) != 0 {
 			return nil, fmt.Errorf("%w: purge fields", errBadMessage)
 		}
-		switch m.t.kind {
-		case purgeURL, purgePrefix:
-			if m.t.host == "" || !strings.HasPrefix(m.t.path, "/") || strings.Contains(m.t.host, "/") {
-				return nil, fmt.Errorf("%w: purge target", errBadMessage)
-			}
-		case purgeEvery:
-			if m.t.host != "" || m.t.path != "" {
-				return nil, fmt.Errorf("%w: purge-all with a target", errBadMessage)
-			}
-		default:
-			return nil, fmt.Errorf("%w: purge kind %d", errBadMessage, m.t.kind)
+		if err := validTarget(m.t); err != nil {
+			return nil, err
 		}
 	case msgAck:
 		var ok1, ok2 bool
@@ -232,30 +225,82 @@ func decodeMsg(b []byte) (*wireMsg, error) {
 	return m, nil
 }
 
+// validTarget checks a purge target read from the wire.
+func validTarget(t purgeTarget) error {
+	switch t.kind {
+	case purgeURL, purgePrefix:
+		if t.host == "" || !strings.HasPrefix(t.path, "/") || strings.Contains(t.host, "/") {
+			return fmt.Errorf("%w: purge target", errBadMessage)
+		}
+	case purgeEvery:
+		if t.host != "" || t.path != "" {
+			return fmt.Errorf("%w: purge-all with a target", errBadMessage)
+		}
+	default:
+		return fmt.Errorf("%w: purge kind %d", errBadMessage, t.kind)
+	}
+	return nil
+}
+
+// clusterHooks connect the purge protocol to what it purges.
+type clusterHooks struct {
+	// apply applies a purge delivered by the bus.
+	apply func(purgeTarget)
+	// applyMissed applies a purge that another member applied at the
+	// given time (on this member's clock) while this one may not have
+	// received it: only what was fetched before then goes.
+	applyMissed func(purgeTarget, time.Time)
+	// setFloor makes whatever was fetched before the time suspect, to be
+	// revalidated before use; the zero time clears it.
+	setFloor func(time.Time)
+	// restored reports, for a store that came back from disk holding
+	// entries, since when it may have missed purges (the zero time: it
+	// cannot tell).
+	restored func() (time.Time, bool)
+	// serves reports whether a purge concerns this member.
+	serves func(purgeTarget) bool
+}
+
 // cluster runs the purge protocol over a bus group. Purges are sent at
 // FIFO level (purges are idempotent: any order of them leaves the same
-// store); acknowledgements
-// go at Reliable level.
+// store); acknowledgements go at Reliable level, catch-up messages at FIFO
+// (see catchup.go).
 type cluster struct {
 	b       bus.Bus
 	g       bus.Group
 	self    bus.MemberID
 	log     *slog.Logger
 	waitAll bool
-	apply   func(purgeTarget)      // applies a purge locally
-	held    func() int             // entries held locally
-	serves  func(purgeTarget) bool // whether the purge concerns this member
+	hooks   clusterHooks
+	maxMsg  int
+	start   time.Time
 	ctx     context.Context
 	stop    context.CancelFunc
 	wg      sync.WaitGroup
-	acks    chan *wireMsg
+	out     chan outMsg      // acknowledgements and catch-up messages
 	notes   chan purgeTarget // purges announced without waiting
-	mu      sync.Mutex
-	view    *bus.View
-	next    uint64
-	waits   map[uint64]*purgeWait
+
+	mu       sync.Mutex
+	view     *bus.View
+	viewAt   time.Time // when view was installed here
+	next     uint64
+	waits    map[uint64]*purgeWait
+	plog     *purgeLog
+	gone     map[bus.MemberID]time.Time // members that left: since when their purges may be missing here
+	restored time.Time                  // a store from disk misses purges since then, until asked
+	askRest  bool
+	catchUps map[uint64]*catchUp
+	sticky   time.Time // floor left by catch-ups that could not complete
+	floor    time.Time // last floor handed to hooks.setFloor
+
+	askedN, missedN, failedN atomic.Uint64
 
 	closeOnce sync.Once
+}
+
+type outMsg struct {
+	level bus.Level
+	data  []byte
 }
 
 type purgeWait struct {
@@ -276,20 +321,25 @@ func (w *purgeWait) check() {
 // joinTimeout bounds joining the purge group in New.
 const joinTimeout = 30 * time.Second
 
-func startCluster(b bus.Bus, group string, waitAll bool, log *slog.Logger,
-	apply func(purgeTarget), held func() int, serves func(purgeTarget) bool) (*cluster, error) {
+func startCluster(b bus.Bus, group string, waitAll bool, logSize int, log *slog.Logger, hooks clusterHooks) (*cluster, error) {
 	ctx, stop := context.WithCancel(context.Background())
 	jctx, cancel := context.WithTimeout(ctx, joinTimeout)
 	defer cancel()
+	cl := &cluster{b: b, self: b.Self(), log: log, waitAll: waitAll, hooks: hooks, maxMsg: b.MaxMessageSize(),
+		start: time.Now(), ctx: ctx, stop: stop,
+		out: make(chan outMsg, 4096), notes: make(chan purgeTarget, 1024), waits: make(map[uint64]*purgeWait),
+		plog: newPurgeLog(logSize), gone: make(map[bus.MemberID]time.Time), catchUps: make(map[uint64]*catchUp)}
+	if t, ok := hooks.restored(); ok {
+		cl.restored, cl.askRest = t, true
+	}
 	g, err := b.Join(jctx, group)
 	if err != nil {
 		stop()
 		return nil, fmt.Errorf("proxycache: join %s: %w", group, err)
 	}
-	cl := &cluster{b: b, g: g, self: b.Self(), log: log, waitAll: waitAll, apply: apply, held: held, serves: serves, ctx: ctx, stop: stop,
-		acks: make(chan *wireMsg, 1024), notes: make(chan purgeTarget, 1024), waits: make(map[uint64]*purgeWait)}
+	cl.g = g
 	cl.wg.Go(cl.recvLoop)
-	cl.wg.Go(cl.ackLoop)
+	cl.wg.Go(cl.sendLoop)
 	cl.wg.Go(cl.announceLoop)
 	return cl, nil
 }
@@ -309,6 +359,45 @@ func (cl *cluster) pending() (waits, members int) {
 		members = len(cl.view.Members)
 	}
 	return len(cl.waits), members
+}
+
+// catchUpStats returns the catch-up counters and the current floor.
+func (cl *cluster) catchUpStats() (asked, missed, failed uint64, floor time.Time) {
+	cl.mu.Lock()
+	floor = cl.floor
+	cl.mu.Unlock()
+	return cl.askedN.Load(), cl.missedN.Load(), cl.failedN.Load(), floor
+}
+
+// unsyncedSince returns the earliest time since when this member may have
+// missed purges that it has not caught up on (zero: none known): members
+// that left within the last day, catch-ups under way or failed. A store
+// restarted later catches up from there.
+func (cl *cluster) unsyncedSince(now time.Time) time.Time {
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	var t time.Time
+	early := func(c time.Time) {
+		if !c.IsZero() && (t.IsZero() || c.Before(t)) {
+			t = c
+		}
+	}
+	for _, g := range cl.gone {
+		if now.Sub(g) < 24*time.Hour {
+			early(g)
+		}
+	}
+	for _, cu := range cl.catchUps {
+		early(cu.since)
+	}
+	early(cl.sticky)
+	if cl.askRest {
+		early(cl.restored)
+		if cl.restored.IsZero() {
+			return time.Unix(0, 1)
+		}
+	}
+	return t
 }
 
 // purge sends t to the group and waits until this member (or, with
@@ -362,10 +451,14 @@ func (cl *cluster) recvLoop() {
 	}
 }
 
+// onView tracks departures and, when members come back (or this member's
+// store came back from disk), asks them for the purges it may have missed.
 func (cl *cluster) onView(v *bus.View) {
+	now := time.Now()
 	cl.mu.Lock()
-	first := cl.view == nil
-	cl.view = v.Clone()
+	defer cl.mu.Unlock()
+	prev, prevAt := cl.view, cl.viewAt
+	cl.view, cl.viewAt = v.Clone(), now
 	for _, w := range cl.waits {
 		for m := range w.need {
 			if !v.Contains(m) {
@@ -374,19 +467,169 @@ func (cl *cluster) onView(v *bus.View) {
 		}
 		w.check()
 	}
-	cl.mu.Unlock()
-	// A member that was away (restarted into a running group, or on the
-	// other side of a partition) may have missed purges: it forgets
-	// everything it holds rather than serve purged content.
-	if (first && len(v.Members) > 1) || v.IsMerge() {
-		if cl.held() > 0 || v.IsMerge() {
-			cl.log.Warn("purges may have been missed; emptying cache", "view", v.String())
-			cl.apply(purgeTarget{kind: purgeEvery})
+	if prev != nil {
+		// A member that left may have been cut off since the start of the
+		// last view it was in, though the bus noticed only now.
+		since := later(prevAt, now.Add(-detectAllowance))
+		for _, m := range prev.Members {
+			if m != cl.self && !v.Contains(m) {
+				cl.rememberGoneLocked(m, since)
+			}
 		}
+	}
+	for _, cu := range cl.catchUps {
+		for m := range cu.need {
+			if !v.Contains(m) {
+				delete(cu.need, m)
+				cu.failed = true
+			}
+		}
+		cl.finishLocked(cu, now)
+	}
+	cu := &catchUp{detected: now, need: make(map[bus.MemberID]bool), deadline: now.Add(catchUpTimeout)}
+	for _, m := range v.Joined {
+		if m == cl.self {
+			continue
+		}
+		cu.need[m] = true
+		if t, ok := cl.gone[m]; ok {
+			// Back from the other side of a partition.
+			delete(cl.gone, m)
+			if !cu.hold || t.Before(cu.since) {
+				cu.since = t
+			}
+			cu.hold = true
+		}
+	}
+	if len(cu.need) == 0 {
+		cl.updateFloorLocked()
+		return
+	}
+	if cl.askRest {
+		if !cu.hold || cl.restored.Before(cu.since) {
+			cu.since = cl.restored
+		}
+		cu.hold, cl.askRest = true, false
+	} else if prev == nil {
+		return // a new member with an empty store has nothing to catch up on
+	}
+	cl.next++
+	cu.id = cl.next
+	req := &syncReq{id: cu.id, sinceAge: sinceAll}
+	if cu.hold && !cu.since.IsZero() {
+		req.sinceAge = ms(now.Sub(cu.since) + purgeSlack)
+	}
+	for m := range cu.need {
+		req.asked = append(req.asked, m)
+	}
+	if len(req.asked) > maxAsked {
+		req.asked = req.asked[:maxAsked]
+	}
+	cl.catchUps[cu.id] = cu
+	cl.askedN.Add(1)
+	if !cl.enqueueLocked(outMsg{bus.FIFO, req.encode()}) {
+		cu.failed = true
+		clear(cu.need)
+		cl.finishLocked(cu, now)
+	}
+	lvl := slog.LevelDebug
+	if cu.hold {
+		lvl = slog.LevelInfo
+	}
+	cl.log.Log(cl.ctx, lvl, "asking for missed purges", "view", v.ID.String(), "members", len(cu.need), "since", cu.since)
+	cl.updateFloorLocked()
+}
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+func (cl *cluster) rememberGoneLocked(m bus.MemberID, since time.Time) {
+	if len(cl.gone) >= maxGone {
+		var oldest bus.MemberID
+		var ot time.Time
+		for id, t := range cl.gone {
+			if ot.IsZero() || t.Before(ot) {
+				oldest, ot = id, t
+			}
+		}
+		delete(cl.gone, oldest)
+	}
+	cl.gone[m] = since
+}
+
+// finishLocked closes a catch-up whose answers are all in (or whose time
+// ran out): what no answer could vouch for stays suspect.
+func (cl *cluster) finishLocked(cu *catchUp, now time.Time) {
+	if len(cu.need) > 0 && now.Before(cu.deadline) {
+		return
+	}
+	if len(cu.need) > 0 {
+		cu.failed = true
+	}
+	delete(cl.catchUps, cu.id)
+	if !cu.hold {
+		return
+	}
+	complete := !cu.failed && !cu.vouch.IsZero() && !cu.vouch.After(cu.since)
+	if complete {
+		cl.log.Info("caught up on missed purges", "since", cu.since)
+		cl.updateFloorLocked()
+		return
+	}
+	floor := cu.detected
+	if !cu.failed && !cu.vouch.IsZero() && cu.vouch.Before(floor) {
+		floor = cu.vouch // the answers covered the purges since then
+	}
+	if floor.After(cl.sticky) {
+		cl.sticky = floor
+	}
+	cl.failedN.Add(1)
+	cl.log.Warn("missed purges not all known: older entries will be revalidated", "since", cu.since,
+		"revalidate-before", floor, "timed-out", cu.failed)
+	cl.updateFloorLocked()
+}
+
+func (cl *cluster) updateFloorLocked() {
+	f := cl.sticky
+	for _, cu := range cl.catchUps {
+		if cu.hold && cu.detected.After(f) {
+			f = cu.detected
+		}
+	}
+	if !f.Equal(cl.floor) {
+		cl.floor = f
+		cl.hooks.setFloor(f)
+	}
+}
+
+func (cl *cluster) enqueueLocked(m outMsg) bool {
+	select {
+	case cl.out <- m:
+		return true
+	default:
+		return false
 	}
 }
 
 func (cl *cluster) onMessage(ev *bus.Message) {
+	if len(ev.Data) > 0 && (ev.Data[0] == msgSyncReq || ev.Data[0] == msgSyncReply) {
+		m, err := decodeSync(ev.Data)
+		if err != nil {
+			cl.log.Warn("ignoring purge message", "sender", ev.Sender.String(), "err", err)
+			return
+		}
+		switch m := m.(type) {
+		case *syncReq:
+			cl.answer(ev.Sender, m)
+		case *syncReply:
+			cl.onAnswer(ev.Sender, m)
+		}
+		return
+	}
 	m, err := decodeMsg(ev.Data)
 	if err != nil {
 		cl.log.Warn("ignoring purge message", "sender", ev.Sender.String(), "err", err)
@@ -394,17 +637,21 @@ func (cl *cluster) onMessage(ev *bus.Message) {
 	}
 	switch m.typ {
 	case msgPurge:
-		if cl.serves(m.t) {
-			cl.apply(m.t)
+		if cl.hooks.serves(m.t) {
+			cl.hooks.apply(m.t)
 		} else {
 			cl.log.Debug("purge for a host not served here", "host", m.t.host)
 		}
+		cl.mu.Lock()
+		cl.plog.add(m.t, time.Now())
+		cl.mu.Unlock()
 		if ev.Sender == cl.self {
 			cl.done(m.id, cl.self)
 		} else if m.wantAck {
-			select {
-			case cl.acks <- &wireMsg{typ: msgAck, id: m.id, origin: ev.Sender}:
-			default:
+			cl.mu.Lock()
+			ok := cl.enqueueLocked(outMsg{bus.Reliable, (&wireMsg{typ: msgAck, id: m.id, origin: ev.Sender}).encode()})
+			cl.mu.Unlock()
+			if !ok {
 				cl.log.Warn("purge acknowledgement dropped", "origin", ev.Sender.String())
 			}
 		}
@@ -413,6 +660,71 @@ func (cl *cluster) onMessage(ev *bus.Message) {
 			cl.done(m.id, ev.Sender)
 		}
 	}
+}
+
+// answer sends an asker the purges applied here since the time it asked
+// for, and how far back this member's log is complete.
+func (cl *cluster) answer(asker bus.MemberID, req *syncReq) {
+	if asker == cl.self || !slices.Contains(req.asked, cl.self) {
+		return
+	}
+	now := time.Now()
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	var from time.Time
+	if req.sinceAge != sinceAll {
+		from = ago(now, req.sinceAge)
+	}
+	recs := cl.plog.since(from)
+	out := make([]syncRec, len(recs))
+	for i, r := range recs {
+		out[i] = syncRec{t: r.t, age: ms(now.Sub(r.at))}
+	}
+	vouch := later(cl.start, cl.plog.dropped)
+	msgs := splitReply(req.id, asker, ms(now.Sub(vouch)), out, cl.maxMsg)
+	if len(msgs) > cap(cl.out)-len(cl.out) {
+		cl.log.Warn("catch-up answer not sent: queue full", "asker", asker.String(), "records", len(out))
+		return
+	}
+	for _, b := range msgs {
+		cl.enqueueLocked(outMsg{bus.FIFO, b})
+	}
+	cl.log.Debug("answered catch-up", "asker", asker.String(), "records", len(out))
+}
+
+// onAnswer applies the purges of an answer to this member's catch-up.
+func (cl *cluster) onAnswer(from bus.MemberID, r *syncReply) {
+	if r.asker != cl.self {
+		return
+	}
+	now := time.Now()
+	cl.mu.Lock()
+	cu := cl.catchUps[r.id]
+	if cu == nil || !cu.need[from] {
+		cl.mu.Unlock()
+		return
+	}
+	cl.mu.Unlock()
+	for _, rec := range r.recs {
+		if cl.hooks.serves(rec.t) {
+			cl.hooks.applyMissed(rec.t, ago(now, rec.age))
+		}
+	}
+	cl.missedN.Add(uint64(len(r.recs)))
+	if !r.last {
+		return
+	}
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	if cl.catchUps[r.id] != cu || !cu.need[from] {
+		return
+	}
+	v := ago(now, r.vouchAge)
+	if cu.vouch.IsZero() || v.Before(cu.vouch) {
+		cu.vouch = v
+	}
+	delete(cu.need, from)
+	cl.finishLocked(cu, now)
 }
 
 func (cl *cluster) done(id uint64, from bus.MemberID) {
@@ -453,17 +765,26 @@ func (cl *cluster) announceLoop() {
 	}
 }
 
-// ackLoop sends acknowledgements outside the receive loop, so that a full
-// peer queue never stalls the applying of purges.
-func (cl *cluster) ackLoop() {
+// sendLoop sends acknowledgements and catch-up messages outside the
+// receive loop, so that a full peer queue never stalls the applying of
+// purges, and closes catch-ups whose time ran out.
+func (cl *cluster) sendLoop() {
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
 	for {
 		select {
 		case <-cl.ctx.Done():
 			return
-		case a := <-cl.acks:
-			if err := cl.g.Send(cl.ctx, bus.Reliable, a.encode()); err != nil && cl.ctx.Err() == nil {
-				cl.log.Warn("purge acknowledgement not sent", "err", err)
+		case m := <-cl.out:
+			if err := cl.g.Send(cl.ctx, m.level, m.data); err != nil && cl.ctx.Err() == nil {
+				cl.log.Warn("purge protocol message not sent", "err", err)
 			}
+		case now := <-tick.C:
+			cl.mu.Lock()
+			for _, cu := range cl.catchUps {
+				cl.finishLocked(cu, now)
+			}
+			cl.mu.Unlock()
 		}
 	}
 }

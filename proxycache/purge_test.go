@@ -112,8 +112,10 @@ func TestPurgeMethodAndAdmin(t *testing.T) {
 // versioned is an origin whose content for each path has a version the test
 // bumps before purging it.
 type versioned struct {
-	mu sync.Mutex
-	v  map[string]int
+	mu      sync.Mutex
+	v       map[string]int
+	fetches atomic.Int64 // full answers
+	checks  atomic.Int64 // conditional requests answered 304
 }
 
 func (o *versioned) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -121,6 +123,14 @@ func (o *versioned) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	v := o.v[r.URL.Path]
 	o.mu.Unlock()
 	w.Header().Set("Cache-Control", "max-age=3600")
+	etag := fmt.Sprintf(`"%d"`, v)
+	w.Header().Set("Etag", etag)
+	if r.Header.Get("If-None-Match") == etag {
+		o.checks.Add(1)
+		w.WriteHeader(http.StatusNotModified)
+		return
+	}
+	o.fetches.Add(1)
 	fmt.Fprintf(w, "%d", v)
 }
 
@@ -139,11 +149,15 @@ type member struct {
 
 func startMember(t *testing.T, hub *inproc.Hub, name, dir string, origin http.Handler) *member {
 	t.Helper()
+	return startMemberConfig(t, hub, name, dir, origin, proxycache.Config{})
+}
+
+func startMemberConfig(t *testing.T, hub *inproc.Hub, name, dir string, origin http.Handler, cfg proxycache.Config) *member {
+	t.Helper()
 	b, err := hub.NewMember(name)
 	require.NoError(t, err)
-	c, err := proxycache.New(dir, map[string]*url.URL{"www.example.com": originURL}, proxycache.Config{
-		Transport: &handlerTransport{h: origin}, Bus: b, PurgeWaitAll: true, Logger: quiet,
-	})
+	cfg.Transport, cfg.Bus, cfg.PurgeWaitAll, cfg.Logger = &handlerTransport{h: origin}, b, true, quiet
+	c, err := proxycache.New(dir, map[string]*url.URL{"www.example.com": originURL}, cfg)
 	require.NoError(t, err)
 	return &member{b: b, c: c, dir: dir}
 }

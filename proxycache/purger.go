@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/peerscale/peerscale/bus"
 )
@@ -39,8 +40,13 @@ func NewPurger(b bus.Bus, cfg PurgerConfig) (*Purger, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	cl, err := startCluster(b, cfg.Group, cfg.WaitAll, log.With("component", "proxycache/purger"),
-		func(purgeTarget) {}, func() int { return 0 }, func(purgeTarget) bool { return false })
+	cl, err := startCluster(b, cfg.Group, cfg.WaitAll, 0, log.With("component", "proxycache/purger"), clusterHooks{
+		apply:       func(purgeTarget) {},
+		applyMissed: func(purgeTarget, time.Time) {},
+		setFloor:    func(time.Time) {},
+		restored:    func() (time.Time, bool) { return time.Time{}, false },
+		serves:      func(purgeTarget) bool { return false },
+	})
 	if err != nil {
 		return nil, err
 	}

@@ -56,6 +56,7 @@ func (c *Cache) serveCacheable(w http.ResponseWriter, r *http.Request, o *origin
 	auth := r.Header.Get("Authorization") != ""
 	var old lookupResult
 	reason := "uri-miss"
+	suspect := false
 	if !auth {
 		if e := c.store.lookup(key, time.Now()); e.m != nil {
 			if e.m.matches(r) {
@@ -70,7 +71,8 @@ func (c *Cache) serveCacheable(w http.ResponseWriter, r *http.Request, o *origin
 		age := old.m.age(now)
 		life := old.m.lifetime(c.cfg.HeuristicFraction)
 		staleness := age - life
-		validate := reqCC.noCache || old.m.cc.noCache ||
+		suspect = old.m.ReqTime < c.store.floor.Load() // fetched before purges this member may have missed
+		validate := reqCC.noCache || old.m.cc.noCache || suspect ||
 			(reqCC.maxAge >= 0 && age > reqCC.maxAge) ||
 			(reqCC.minFresh >= 0 && life-age < reqCC.minFresh)
 		switch {
@@ -96,7 +98,7 @@ func (c *Cache) serveCacheable(w http.ResponseWriter, r *http.Request, o *origin
 		}
 		if old.m != nil {
 			reason = "stale"
-			if validate {
+			if validate && !suspect {
 				reason = "request"
 			}
 		}
@@ -155,7 +157,7 @@ func (c *Cache) serveCacheable(w http.ResponseWriter, r *http.Request, o *origin
 		defer resp.Body.Close()
 	}
 	failed := f.err != nil || (resp != nil && resp.StatusCode >= 500) || (!leader && f.status >= 500)
-	if failed && old.m != nil && !old.m.noStale() {
+	if failed && old.m != nil && !old.m.noStale() && !suspect {
 		sie := max(old.m.cc.staleIfError, reqCC.staleIfError)
 		now := time.Now()
 		age, life := old.m.age(now), old.m.lifetime(c.cfg.HeuristicFraction)

@@ -1,6 +1,9 @@
 package proxycache
 
-import "sync/atomic"
+import (
+	"sync/atomic"
+	"time"
+)
 
 // Stats is a snapshot of a Cache's counters, like sql.DBStats.
 type Stats struct {
@@ -24,6 +27,11 @@ type Stats struct {
 	StoreBytes     int64  // bytes in the store now
 	PendingPurges  int    // cluster purges waiting for acknowledgements
 	ClusterMembers int    // members in the purge group's current view (0 without a bus)
+
+	CatchUps         uint64    // requests for purges missed while away (restart, partition)
+	MissedPurges     uint64    // purge records received in answers to those requests and applied (each member answers with its own)
+	CatchUpFailures  uint64    // catch-ups the answers could not vouch for entirely (then older entries are revalidated)
+	RevalidateBefore time.Time // entries fetched before it are revalidated before use (zero: none)
 }
 
 type counters struct {
@@ -47,6 +55,7 @@ func (c *Cache) Stats() Stats {
 	}
 	if c.cl != nil {
 		st.PendingPurges, st.ClusterMembers = c.cl.pending()
+		st.CatchUps, st.MissedPurges, st.CatchUpFailures, st.RevalidateBefore = c.cl.catchUpStats()
 	}
 	return st
 }

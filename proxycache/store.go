@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -46,6 +47,10 @@ type store struct {
 	memMax   int64 // bound on bodies kept in memory
 	memObj   int64 // largest body kept in memory
 	memBytes int64
+
+	// floor: entries fetched (ReqTime) before it, unix nanoseconds, may
+	// have missed purges and are revalidated before use.
+	floor atomic.Int64
 }
 
 type item struct {
@@ -103,6 +108,9 @@ func (s *store) rebuild() error {
 			if rel == tmpDir || rel == trashDir {
 				return filepath.SkipDir
 			}
+			return nil
+		}
+		if rel == stampName {
 			return nil
 		}
 		if !strings.HasSuffix(rel, metaSuffix) {
@@ -499,6 +507,47 @@ func (s *store) purgePrefix(host, pathPrefix string) int {
 	return n
 }
 
+// purgeBefore removes the entries t names that were fetched before the
+// given time: a purge another member applied then, learnt late.
+func (s *store) purgeBefore(t purgeTarget, before time.Time) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var prefix string
+	exact := false
+	switch t.kind {
+	case purgeURL:
+		prefix, exact = t.host+t.path, true
+	case purgePrefix:
+		prefix = t.host + t.path
+	}
+	s.recordPurgeLocked(prefix, exact)
+	b := before.UnixNano()
+	n := 0
+	if exact {
+		if it := s.items[prefix]; it != nil && it.m.ReqTime < b {
+			s.removeLocked(it, true)
+			n++
+		}
+		return n
+	}
+	for key, it := range s.items {
+		if strings.HasPrefix(key, prefix) && it.m.ReqTime < b {
+			s.removeLocked(it, true)
+			n++
+		}
+	}
+	return n
+}
+
+// setFloor makes the entries fetched before t suspect (see floor).
+func (s *store) setFloor(t time.Time) {
+	var v int64
+	if !t.IsZero() {
+		v = t.UnixNano()
+	}
+	s.floor.Store(v)
+}
+
 // purgeAll empties the store: every host tree goes to the trash.
 func (s *store) purgeAll() int {
 	s.mu.Lock()
@@ -511,7 +560,7 @@ func (s *store) purgeAll() int {
 	s.memBytes = 0
 	des, _ := os.ReadDir(s.root)
 	for _, d := range des {
-		if d.Name() != tmpDir && d.Name() != trashDir {
+		if d.Name() != tmpDir && d.Name() != trashDir && d.Name() != stampName {
 			_ = s.trashLocked(d.Name())
 		}
 	}
