@@ -8,7 +8,9 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -231,33 +233,287 @@ func TestDaemonsGracefulHandover(t *testing.T) {
 	assert.Equal(t, []string{next}, p.lab.Owners(ip))
 }
 
-// BenchmarkFailover measures, with the default (LAN) profile, the time from
-// a hard failure of the owner (its switch port goes down) to the client's
-// neighbour entry pointing at the new owner. Each iteration is one
-// failover; run it with -benchtime 20x.
-func BenchmarkFailover(b *testing.B) {
-	p := newProcLab(b, []string{"a", "b", "c"}, []string{"198.18.0.100"})
-	ip := netip.MustParseAddr("198.18.0.100")
+// logAt is one line of a daemon's text log.
+type logAt struct {
+	at   time.Time
+	msg  string
+	line string
+}
+
+// parseLog reads the time and message of each line of a daemon's log.
+func parseLog(out string) []logAt {
+	var lines []logAt
+	for line := range strings.SplitSeq(out, "\n") {
+		ts, ok := strings.CutPrefix(line, "time=")
+		if !ok {
+			continue
+		}
+		ts, _, _ = strings.Cut(ts, " ")
+		at, err := time.Parse(time.RFC3339Nano, ts)
+		if err != nil {
+			continue
+		}
+		_, rest, ok := strings.Cut(line, " msg=")
+		if !ok {
+			continue
+		}
+		msg := rest
+		if q, err := strconv.QuotedPrefix(rest); err == nil {
+			msg, _ = strconv.Unquote(q)
+		} else {
+			msg, _, _ = strings.Cut(rest, " ")
+		}
+		lines = append(lines, logAt{at: at, msg: msg, line: line})
+	}
+	return lines
+}
+
+// firstLog returns the time of the first line at or after t (to the log's
+// millisecond) that match accepts.
+func firstLog(lines []logAt, t time.Time, match func(logAt) bool) (time.Time, bool) {
+	t = t.Truncate(time.Millisecond)
+	for _, l := range lines {
+		if !l.at.Before(t) && match(l) {
+			return l.at, true
+		}
+	}
+	return time.Time{}, false
+}
+
+// waitMembers waits until every running daemon has logged stats of the
+// same view of n members, after t, for a second: the bus has settled
+// after a heal (for a while after a partition heals, the two sides'
+// coordinators may install alternating views).
+func (p *procLab) waitMembers(n int, t time.Time, within time.Duration) {
+	p.t.Helper()
+	deadline := time.Now().Add(within)
+	want := " members=" + strconv.Itoa(n) + " "
+	viewOf := func(line string) string {
+		_, v, _ := strings.Cut(line, " view=")
+		v, _, _ = strings.Cut(v, " ")
+		return v
+	}
+	for {
+		views := map[string]bool{}
+		stable := true
+		for _, out := range p.outs {
+			var stats []logAt
+			for _, l := range parseLog(out.String()) {
+				if l.msg == "stats" && l.at.After(t) {
+					stats = append(stats, l)
+				}
+			}
+			if len(stats) == 0 || !strings.Contains(stats[len(stats)-1].line, want) {
+				stable = false
+				break
+			}
+			last := stats[len(stats)-1]
+			views[viewOf(last.line)] = true
+			since := false
+			for _, l := range slices.Backward(stats) {
+				if viewOf(l.line) != viewOf(last.line) {
+					break
+				}
+				if last.at.Sub(l.at) >= time.Second {
+					since = true
+					break
+				}
+			}
+			stable = stable && since
+		}
+		if stable && len(views) == 1 {
+			return
+		}
+		if time.Now().After(deadline) {
+			p.t.Fatalf("no stable view of %d members within %v", n, within)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// phases is one hard failover broken down, each time from the fault.
+type phases struct {
+	owner, next string
+	// coord: the failed owner coordinated the bus, so a new coordinator
+	// took over; syncTimedOut: it waited its SyncTimeout for a state.
+	coord, syncTimedOut bool
+	// confirmations is memberlist's count of independent suspicions when
+	// it declared the owner failed.
+	confirmations string
+	// suspect: first survivor's probe failed; dead: first survivor's bus
+	// saw it down; view: the new owner's Manager got the new view; plan:
+	// it computed the assignment; addr: the address was up on the new
+	// owner; garp: its first announcement reached the client; neigh: the
+	// client's neighbour entry changed.
+	suspect, dead, view, plan, addr, garp, neigh time.Duration
+}
+
+var phaseNames = []string{"suspect", "dead", "view", "plan", "addr", "garp", "neigh"}
+
+func (ph *phases) values() []time.Duration {
+	return []time.Duration{ph.suspect, ph.dead, ph.view, ph.plan, ph.addr, ph.garp, ph.neigh}
+}
+
+func (ph *phases) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s->%s", ph.owner, ph.next)
+	for i, v := range ph.values() {
+		fmt.Fprintf(&b, " %s=%v", phaseNames[i], v.Round(time.Millisecond))
+	}
+	fmt.Fprintf(&b, " coord=%v sync-timeout=%v confirmations=%s", ph.coord, ph.syncTimedOut, ph.confirmations)
+	return b.String()
+}
+
+// phaseTrial detaches the owner's port and times each phase of the
+// failover, from the daemons' logs (millisecond timestamps), the new
+// owner's address events, the client's ARP packets and neighbour events.
+func (p *procLab) phaseTrial(w *netlab.NeighWatch, arps *netlab.ARPWatch, addrs map[string]*netlab.AddrWatch, ip netip.Addr, owner string) phases {
+	p.t.Helper()
+	from := p.lab.Hosts[owner].MAC
+	fault := time.Now()
+	p.lab.Detach(owner)
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	at, mac, err := w.WaitChange(ctx, ip, from)
+	require.NoError(p.t, err)
+	ph := phases{owner: owner, next: p.lab.HostByMAC(mac), neigh: at.Sub(fault)}
+	// The daemons' logs reach us through pipes: wait for the acquisition.
+	deadline := time.Now().Add(5 * time.Second)
+	for !hasLogAfter(p.outs[ph.next].String(), fault, "acquired") {
+		if time.Now().After(deadline) {
+			p.t.Fatalf("%s never logged the acquisition:\n%s", ph.next, p.outs[ph.next].String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	since := func(t time.Time, ok bool) time.Duration {
+		if !ok {
+			return -1
+		}
+		return t.Sub(fault)
+	}
+	first := func(match func(logAt) bool) time.Duration {
+		best := time.Duration(-1)
+		for _, h := range p.hosts {
+			if h == owner || p.outs[h] == nil {
+				continue
+			}
+			if d := since(firstLog(parseLog(p.outs[h].String()), fault, match)); d >= 0 && (best < 0 || d < best) {
+				best = d
+			}
+		}
+		return best
+	}
+	node := owner + "#"
+	ph.suspect = first(func(l logAt) bool { return strings.HasPrefix(l.msg, "memberlist: Suspect "+node) })
+	ph.dead = first(func(l logAt) bool { return l.msg == "member down" && strings.Contains(l.line, "peer="+node) })
+	ph.coord = first(func(l logAt) bool { return l.msg == "coordinator" }) >= 0
+	ph.syncTimedOut = first(func(l logAt) bool { return l.msg == "state sync timed out" }) >= 0
 	for _, h := range p.hosts {
-		p.start(h)
+		if h == owner {
+			continue
+		}
+		for _, l := range parseLog(p.outs[h].String()) {
+			if !l.at.Before(fault.Truncate(time.Millisecond)) && strings.HasPrefix(l.msg, "memberlist: Marking "+node) {
+				_, c, _ := strings.Cut(l.msg, "(")
+				c, _, _ = strings.Cut(c, " ")
+				ph.confirmations += c
+			}
+		}
 	}
-	w := p.lab.WatchNeigh("client")
-	owner := p.settled(w, ip, 30*time.Second)
-	var times []time.Duration
-	for b.Loop() {
-		d, _ := p.trial(w, ip, owner, false)
-		times = append(times, d)
-		b.StopTimer()
-		p.lab.Attach(owner)
-		owner = p.settled(w, ip, 60*time.Second)
-		b.StartTimer()
+	next := parseLog(p.outs[ph.next].String())
+	ph.view = since(firstLog(next, fault, func(l logAt) bool { return l.msg == "view" }))
+	ph.plan = since(firstLog(next, fault, func(l logAt) bool { return l.msg == "plan" }))
+	ph.addr = since(addrs[ph.next].AddedAfter(ip, fault))
+	ph.garp = since(arps.FromAfter(ip, p.lab.Hosts[ph.next].MAC, fault))
+	return ph
+}
+
+func hasLogAfter(out string, t time.Time, msg string) bool {
+	_, ok := firstLog(parseLog(out), t, func(l logAt) bool { return l.msg == msg })
+	return ok
+}
+
+func percentile(ds []time.Duration, q float64) time.Duration {
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	if len(s) == 0 {
+		return 0
 	}
-	slices.Sort(times)
-	pct := func(q float64) float64 {
-		return float64(times[min(len(times)-1, int(q*float64(len(times))))].Milliseconds())
+	return s[min(len(s)-1, int(q*float64(len(s))))]
+}
+
+// BenchmarkFailover measures the time from a hard failure of the owner
+// (its switch port goes down) to the client's neighbour entry pointing at
+// the new owner, 3 daemons, with wackamole's default profile (vip) and
+// bus/cluster's LAN profile in the same run, and breaks every failover
+// into phases (p50 of each reported, every trial logged). Each iteration
+// is one failover; run it with -benchtime 20x.
+func BenchmarkFailover(b *testing.B) {
+	for _, profile := range []string{"vip", "lan"} {
+		b.Run("profile="+profile, func(b *testing.B) {
+			p := newProcLab(b, []string{"a", "b", "c"}, []string{"198.18.0.100"},
+				"-profile", profile, "-debug", "-stats-interval", "100ms")
+			ip := netip.MustParseAddr("198.18.0.100")
+			for _, h := range p.hosts {
+				p.start(h)
+			}
+			w := p.lab.WatchNeigh("client")
+			arps := p.lab.WatchARP("client")
+			addrs := make(map[string]*netlab.AddrWatch)
+			for _, h := range p.hosts {
+				addrs[h] = p.lab.WatchAddrs(h)
+			}
+			start := time.Now()
+			owner := p.settled(w, ip, 30*time.Second)
+			p.waitMembers(3, start, 30*time.Second)
+			if dir := os.Getenv("WACKAMOLE_TEST_LOGDIR"); dir != "" {
+				b.Cleanup(func() {
+					for h, out := range p.outs {
+						_ = os.WriteFile(filepath.Join(dir, profile+"-"+h+".log"), []byte(out.String()), 0o644)
+					}
+				})
+			}
+			var trials []phases
+			for b.Loop() {
+				ph := p.phaseTrial(w, arps, addrs, ip, owner)
+				trials = append(trials, ph)
+				b.StopTimer()
+				healed := time.Now()
+				p.lab.Attach(owner)
+				owner = p.settled(w, ip, 60*time.Second)
+				p.waitMembers(3, healed, 60*time.Second)
+				b.StartTimer()
+			}
+			totals := make([]time.Duration, len(trials))
+			var coord, synced int
+			for i, ph := range trials {
+				totals[i] = ph.neigh
+				if ph.coord {
+					coord++
+				}
+				if ph.syncTimedOut {
+					synced++
+				}
+				b.Logf("trial %2d: %v", i+1, &ph)
+				if ph.suspect < 0 || ph.dead < 0 {
+					b.Errorf("trial %d: the owner's failure was not detected: the bus had not settled", i+1)
+				}
+			}
+			ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+			b.ReportMetric(ms(percentile(totals, 0.5)), "p50-ms")
+			b.ReportMetric(ms(percentile(totals, 0.95)), "p95-ms")
+			b.ReportMetric(ms(slices.Max(totals)), "max-ms")
+			for i, name := range phaseNames[:len(phaseNames)-1] {
+				var ds []time.Duration
+				for _, ph := range trials {
+					if v := ph.values()[i]; v >= 0 {
+						ds = append(ds, v)
+					}
+				}
+				b.ReportMetric(ms(percentile(ds, 0.5)), name+"-p50-ms")
+			}
+			b.ReportMetric(float64(coord), "coord-changes")
+			b.ReportMetric(float64(synced), "sync-timeouts")
+		})
 	}
-	b.ReportMetric(pct(0.5), "p50-ms")
-	b.ReportMetric(pct(0.95), "p95-ms")
-	b.ReportMetric(float64(times[len(times)-1].Milliseconds()), "max-ms")
-	b.Logf("failover times: %v", times)
 }

@@ -6,6 +6,12 @@
 //	wackamole -config /etc/wackamole.conf -bind 198.18.0.1 -seeds 198.18.0.2:7946
 //	wackamole -vif eth0:198.18.0.10 -vif eth0:198.18.0.11 -dry-run -single
 //
+// The bus runs vip.DefaultDetector's failure-detection profile (-profile
+// vip: a failed member's addresses move in about 0.6 s); -profile lan
+// takes bus/cluster's LAN profile (about 1 s), -profile wan its WAN one,
+// and -probe-interval, -probe-timeout, -suspicion-mult, -gossip-interval
+// and -sync-timeout override single settings of the chosen profile.
+//
 // -dry-run only logs what it would do (no root needed); -single runs one
 // member on an in-process bus, for trying a configuration out.
 package main
@@ -58,7 +64,12 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	gossipPort := fs.Int("gossip-port", 0, "memberlist port (0 picks one)")
 	dataPort := fs.Int("data-port", 0, "data link port (0 picks one)")
 	seeds := fs.String("seeds", "", "comma-separated host:port of other members")
-	profile := fs.String("profile", "lan", "bus failure-detection profile: lan (about 1 s) or wan (several seconds)")
+	profile := fs.String("profile", "vip", "bus failure-detection profile: vip (vip.DefaultDetector, failover in about 0.6 s), lan (bus/cluster's LAN profile, about 1 s) or wan (several seconds)")
+	probeInterval := fs.Duration("probe-interval", 0, "override the profile's failure-detector probe interval")
+	probeTimeout := fs.Duration("probe-timeout", 0, "override the profile's direct probe timeout")
+	suspicionMult := fs.Int("suspicion-mult", 0, "override the profile's suspicion multiplier (suspicion timeout = mult × probe interval)")
+	gossipInterval := fs.Duration("gossip-interval", 0, "override the profile's gossip interval")
+	syncTimeout := fs.Duration("sync-timeout", 0, "override how long a new bus coordinator waits for the members' state")
 	mature := fs.Duration("mature", 0, "wait before taking interfaces after start (0: config or 5s; negative: none)")
 	arpCache := fs.Duration("arp-cache", 0, "share the neighbour cache this often (0: Arp-Cache of the config when Notify has arp-cache)")
 	lifetime := fs.Duration("lifetime", 0, "address lifetime refreshed while alive (dead-man switch; 0: permanent)")
@@ -133,12 +144,28 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	} else {
 		var ccfg cluster.Config
 		switch *profile {
+		case "vip":
+			d := vip.DefaultDetector()
+			ccfg = cluster.LANConfig()
+			ccfg.ProbeInterval, ccfg.ProbeTimeout, ccfg.SuspicionMult = d.ProbeInterval, d.ProbeTimeout, d.SuspicionMult
+			ccfg.GossipInterval, ccfg.SyncTimeout = d.GossipInterval, d.SyncTimeout
 		case "lan":
 			ccfg = cluster.LANConfig()
 		case "wan":
 			ccfg = cluster.WANConfig()
 		default:
-			return fmt.Errorf("wackamole: -profile %q: want lan or wan", *profile)
+			return fmt.Errorf("wackamole: -profile %q: want vip, lan or wan", *profile)
+		}
+		ccfg.ProbeInterval = cmp.Or(*probeInterval, ccfg.ProbeInterval)
+		ccfg.ProbeTimeout = cmp.Or(*probeTimeout, ccfg.ProbeTimeout)
+		ccfg.SuspicionMult = cmp.Or(*suspicionMult, ccfg.SuspicionMult)
+		ccfg.GossipInterval = cmp.Or(*gossipInterval, ccfg.GossipInterval)
+		ccfg.SyncTimeout = cmp.Or(*syncTimeout, ccfg.SyncTimeout)
+		if ccfg.ProbeInterval < 0 || ccfg.ProbeTimeout < 0 || ccfg.SuspicionMult < 0 || ccfg.GossipInterval < 0 || ccfg.SyncTimeout < 0 {
+			return errors.New("wackamole: failure-detector settings must not be negative")
+		}
+		if ccfg.ProbeTimeout >= ccfg.ProbeInterval {
+			return fmt.Errorf("wackamole: probe timeout %v must be shorter than the probe interval %v", ccfg.ProbeTimeout, ccfg.ProbeInterval)
 		}
 		ccfg.BindAddr, ccfg.GossipPort, ccfg.DataPort, ccfg.Logger = *bind, *gossipPort, *dataPort, log
 		if *seeds != "" {
@@ -148,7 +175,9 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		if err != nil {
 			return err
 		}
-		log.Info("bus started", "member", c.Self(), "gossip", c.GossipAddr())
+		log.Info("bus started", "member", c.Self(), "gossip", c.GossipAddr(), "profile", *profile,
+			"probe_interval", ccfg.ProbeInterval, "probe_timeout", ccfg.ProbeTimeout, "suspicion_mult", ccfg.SuspicionMult,
+			"gossip_interval", ccfg.GossipInterval, "sync_timeout", ccfg.SyncTimeout)
 		b = c
 	}
 	defer b.Close()

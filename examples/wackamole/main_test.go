@@ -123,10 +123,14 @@ func TestTwoMembersOnLoopback(t *testing.T) {
 	common := []string{"-dry-run", "-bind", "127.0.0.1", "-mature", "2s",
 		"-vif", "eth0:198.18.0.30", "-vif", "eth0:198.18.0.31"}
 	a := start(t, append([]string{"-name", "a", "-gossip-port", strconv.Itoa(port)}, common...)...)
-	b := start(t, append([]string{"-name", "b", "-seeds", "127.0.0.1:" + strconv.Itoa(port)}, common...)...)
+	b := start(t, append([]string{"-name", "b", "-seeds", "127.0.0.1:" + strconv.Itoa(port), "-profile", "lan", "-suspicion-mult", "4"}, common...)...)
 	waitFor(t, 30*time.Second, func() bool {
 		return a.out.count("op=acquire")-a.out.count("op=release") == 1 && b.out.count("op=acquire")-b.out.count("op=release") == 1
 	}, "one interface each", a.out, b.out)
+	// a runs vip.DefaultDetector's profile, b the LAN profile with one
+	// setting overridden.
+	assert.Contains(t, a.out.String(), "profile=vip probe_interval=150ms probe_timeout=75ms suspicion_mult=2 gossip_interval=30ms sync_timeout=150ms")
+	assert.Contains(t, b.out.String(), "profile=lan probe_interval=200ms probe_timeout=100ms suspicion_mult=4 gossip_interval=50ms sync_timeout=0s")
 	// b leaves gracefully: a ends up with both.
 	b.stop(t)
 	waitFor(t, 10*time.Second, func() bool { return a.out.count("op=acquire")-a.out.count("op=release") == 2 }, "a takes over", a.out)
@@ -140,6 +144,8 @@ func TestBadArguments(t *testing.T) {
 		{"-config", "/nonexistent/wackamole.conf"},
 		{"-nosuchflag"},
 		{"-profile", "moon", "-dry-run", "-vif", "eth0:198.18.0.1"},
+		{"-probe-timeout", "200ms", "-dry-run", "-vif", "eth0:198.18.0.1"},
+		{"-sync-timeout", "-1s", "-dry-run", "-vif", "eth0:198.18.0.1"},
 	} {
 		err := run(t.Context(), args, &syncBuffer{})
 		assert.Error(t, err, "%v", args)
