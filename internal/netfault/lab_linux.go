@@ -328,3 +328,41 @@ func (l *Lab) dropped(host string) (int64, error) {
 	}
 	return n, nil
 }
+
+// TCPRetransmits returns the TCP segments host has retransmitted
+// (RetransSegs of its namespace's /proc/net/snmp): evidence that TCP
+// recovered lost packets.
+func (l *Lab) TCPRetransmits(host string) int64 {
+	l.t.Helper()
+	out, err := l.Command(host, "cat", "/proc/net/snmp").CombinedOutput()
+	if err != nil {
+		l.t.Fatalf("netfault: /proc/net/snmp of %s: %v: %s", host, err, bytes.TrimSpace(out))
+	}
+	n, err := snmpField(out, "Tcp", "RetransSegs")
+	if err != nil {
+		l.t.Fatalf("netfault: /proc/net/snmp of %s: %v", host, err)
+	}
+	return n
+}
+
+// snmpField returns a counter of /proc/net/snmp, whose protocols have a
+// line of names followed by a line of values, both prefixed "Proto:".
+func snmpField(snmp []byte, proto, name string) (int64, error) {
+	var names []string
+	for line := range strings.Lines(string(snmp)) {
+		fields := strings.Fields(line)
+		if len(fields) == 0 || fields[0] != proto+":" {
+			continue
+		}
+		if names == nil {
+			names = fields
+			continue
+		}
+		i := slices.Index(names, name)
+		if i < 0 || i >= len(fields) {
+			break
+		}
+		return strconv.ParseInt(fields[i], 10, 64)
+	}
+	return 0, fmt.Errorf("no %s %s counter", proto, name)
+}

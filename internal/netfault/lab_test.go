@@ -200,9 +200,22 @@ func TestHelperMember(t *testing.T) {
 		if len(spec.Args) > 0 && spec.Args[0] == "fail" {
 			return nil, errors.New("refused by the test")
 		}
-		return inproc.New(inproc.Config{MaxMessageSize: 1024, QueueLen: 64}).NewMember(spec.Name)
+		hub := inproc.New(inproc.Config{MaxMessageSize: 1024, QueueLen: 64})
+		b, err := hub.NewMember(spec.Name)
+		if len(spec.Args) > 0 && spec.Args[0] == "stats" {
+			return statsBus{b, hub}, err
+		}
+		return b, err
 	})
 }
+
+// statsBus adds its hub's Stats to an inproc member.
+type statsBus struct {
+	bus.Bus
+	hub *inproc.Hub
+}
+
+func (s statsBus) Stats() inproc.Stats { return s.hub.Stats() }
 
 func TestMember(t *testing.T) {
 	leakcheck.Check(t)
@@ -223,11 +236,23 @@ func TestMember(t *testing.T) {
 	var fifo bustest.FIFO
 	rec.AddCheck(bustest.CheckMessages(fifo.Check))
 	const n = 500 // several times Prefetch: credit flows back
-	for i := range uint64(n) {
+	for i := range uint64(n / 2) {
 		require.NoError(t, g.Send(ctx, bus.FIFO, bustest.Payload("t", i, 100)))
 	}
-	rec.Wait(t, "every message", func(evs []bus.Event) bool { return len(evs) == n+1 })
-	assert.Equal(t, uint64(n), fifo.Next(m.Self(), "t"))
+	var batch [][]byte
+	for i := range uint64(n / 2) {
+		batch = append(batch, bustest.Payload("t", n/2+i, 100))
+	}
+	sent, err := m.SendBatch(ctx, "g", bus.FIFO, batch)
+	require.NoError(t, err)
+	assert.Equal(t, n/2, sent)
+	sent, err = m.SendBatch(ctx, "g", bus.FIFO, [][]byte{bustest.Payload("t", n, 100), make([]byte, 2000), bustest.Payload("t", n+1, 100)})
+	assert.ErrorIs(t, err, bus.ErrTooLarge)
+	assert.Equal(t, 1, sent, "a batch stops at its first error")
+	rec.Wait(t, "every message", func(evs []bus.Event) bool { return len(evs) == n+2 })
+	assert.Equal(t, uint64(n+1), fifo.Next(m.Self(), "t"))
+	var st inproc.Stats
+	assert.ErrorIs(t, m.Stats(ctx, &st), errors.ErrUnsupported, "an inproc member has no Stats method")
 
 	// A Send blocked in the child ends with the parent's context.
 	blocked, err := m.Join(ctx, "blocked") // never read
@@ -257,12 +282,16 @@ func TestMember(t *testing.T) {
 func TestMemberKill(t *testing.T) {
 	leakcheck.Check(t)
 	lab := netfault.New(t, "a")
-	m := lab.StartMember(t, "a", "TestHelperMember", netfault.MemberSpec{})
+	m := lab.StartMember(t, "a", "TestHelperMember", netfault.MemberSpec{Args: []string{"stats"}})
 	assert.Equal(t, "a", m.Self().Name, "the name defaults to the host's")
 	g, err := m.Join(t.Context(), "g")
 	require.NoError(t, err)
+	require.NoError(t, m.Send(t.Context(), "g", bus.FIFO, bustest.Payload("t", 0, 10)))
+	var st inproc.Stats
+	require.NoError(t, m.Stats(t.Context(), &st))
+	assert.Equal(t, inproc.Stats{Members: 1, Groups: 1, Views: 1, Sent: 1, Delivered: 1}, st)
 	rec := bustest.Record(t, m.Self(), g)
-	rec.Wait(t, "the first view", func(evs []bus.Event) bool { return len(evs) == 1 })
+	rec.Wait(t, "the view and the message", func(evs []bus.Event) bool { return len(evs) == 2 })
 	m.Kill()
 	assert.ErrorIs(t, rec.WaitDone(t), bus.ErrClosed)
 	_, err = m.Join(t.Context(), "h")
@@ -301,3 +330,16 @@ func (f *fatalRecorder) Errorf(format string, args ...any) {
 }
 
 func (f *fatalRecorder) Helper() {}
+
+func TestTCPRetransmits(t *testing.T) {
+	leakcheck.Check(t)
+	lab := netfault.New(t, "a", "b")
+	assert.Zero(t, lab.TCPRetransmits("a"))
+	lab.CutTCP([]string{"a"}, []string{"b"})
+	require.Error(t, lab.Do("a", func() error {
+		d := net.Dialer{Timeout: 1500 * time.Millisecond}
+		_, err := d.Dial("tcp", netip.AddrPortFrom(lab.Addr("b"), port).String())
+		return err
+	}))
+	assert.Positive(t, lab.TCPRetransmits("a"), "the dropped SYN was sent again (after 1 s)")
+}

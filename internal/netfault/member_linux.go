@@ -48,6 +48,7 @@ type Member struct {
 	nextID  uint64
 	pending map[uint64]chan reply
 	streams map[uint64]*remoteGroup
+	hello   chan reply
 	closed  bool // Close or Kill called
 	killed  bool
 
@@ -65,14 +66,43 @@ type Member struct {
 // through Kill.
 func (l *Lab) StartMember(t testing.TB, host, helper string, spec MemberSpec) *Member {
 	t.Helper()
-	m, err := l.startMember(t, host, helper, spec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return m
+	return l.StartMembers(t, helper, map[string]MemberSpec{host: spec})[host]
 }
 
-func (l *Lab) startMember(t testing.TB, host, helper string, spec MemberSpec) (*Member, error) {
+// StartMembers starts one member process per host of specs, all at once,
+// as StartMember does, and waits until every one is up.
+func (l *Lab) StartMembers(t testing.TB, helper string, specs map[string]MemberSpec) map[string]*Member {
+	t.Helper()
+	out := make(map[string]*Member, len(specs))
+	var errs []error
+	for _, h := range l.hosts {
+		spec, ok := specs[h]
+		if !ok {
+			continue
+		}
+		m, err := l.launch(t, h, helper, spec)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		out[h] = m
+	}
+	for _, m := range out {
+		if err := m.awaitHello(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if len(specs) > len(out)+len(errs) {
+		errs = append(errs, fmt.Errorf("netfault: StartMembers: hosts not in the lab: %v", specs))
+	}
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// launch starts the process of one member.
+func (l *Lab) launch(t testing.TB, host, helper string, spec MemberSpec) (*Member, error) {
 	if spec.Name == "" {
 		spec.Name = host
 	}
@@ -115,6 +145,7 @@ func (l *Lab) startMember(t testing.TB, host, helper string, spec MemberSpec) (*
 		enc: gob.NewEncoder(reqW), reqW: reqW,
 		pending: make(map[uint64]chan reply),
 		streams: make(map[uint64]*remoteGroup),
+		hello:   make(chan reply, 1),
 		dead:    make(chan struct{}),
 		exited:  make(chan struct{}),
 	}
@@ -123,8 +154,7 @@ func (l *Lab) startMember(t testing.TB, host, helper string, spec MemberSpec) (*
 		out.stop()
 		close(m.exited)
 	}()
-	hello := make(chan reply, 1)
-	go m.read(gob.NewDecoder(repR), repR, hello)
+	go m.read(gob.NewDecoder(repR), repR)
 	t.Cleanup(func() {
 		m.Close()
 		m.mu.Lock()
@@ -134,22 +164,27 @@ func (l *Lab) startMember(t testing.TB, host, helper string, spec MemberSpec) (*
 			t.Errorf("netfault: member %s exited: %v", m.name, m.exitErr)
 		}
 	})
+	return m, nil
+}
+
+// awaitHello waits until the member's Bus is built.
+func (m *Member) awaitHello() error {
 	select {
-	case h := <-hello:
+	case h := <-m.hello:
 		if h.Err != nil {
-			return nil, fmt.Errorf("netfault: member %s: %w", spec.Name, fromWire(h.Err))
+			return fmt.Errorf("netfault: member %s: %w", m.name, fromWire(h.Err))
 		}
 		m.self, m.max = h.Self, h.MaxSize
-		return m, nil
+		return nil
 	case <-m.dead:
-		return nil, fmt.Errorf("netfault: member %s exited before it was up", spec.Name)
+		return fmt.Errorf("netfault: member %s exited before it was up", m.name)
 	case <-time.After(StartTimeout):
-		return nil, fmt.Errorf("netfault: member %s not up after %v", spec.Name, StartTimeout)
+		return fmt.Errorf("netfault: member %s not up after %v", m.name, StartTimeout)
 	}
 }
 
 // read dispatches the child's replies until the pipe ends.
-func (m *Member) read(dec *gob.Decoder, r *os.File, hello chan<- reply) {
+func (m *Member) read(dec *gob.Decoder, r *os.File) {
 	defer r.Close()
 	defer func() {
 		m.mu.Lock()
@@ -172,7 +207,7 @@ func (m *Member) read(dec *gob.Decoder, r *os.File, hello chan<- reply) {
 		}
 		switch r.Kind {
 		case kindHello:
-			hello <- r
+			m.hello <- r
 		case kindReply:
 			m.mu.Lock()
 			c := m.pending[r.ID]
@@ -215,16 +250,21 @@ func (m *Member) write(req request) error {
 // child to cancel the call and still waits for the child's answer, so the
 // result is the child's.
 func (m *Member) call(ctx context.Context, req request, register func(id uint64)) error {
+	_, err := m.callReply(ctx, req, register)
+	return err
+}
+
+func (m *Member) callReply(ctx context.Context, req request, register func(id uint64)) (reply, error) {
 	c := make(chan reply, 1)
 	m.mu.Lock()
 	if m.closed && req.Op != opClose {
 		m.mu.Unlock()
-		return bus.ErrClosed
+		return reply{}, bus.ErrClosed
 	}
 	select {
 	case <-m.dead:
 		m.mu.Unlock()
-		return bus.ErrClosed
+		return reply{}, bus.ErrClosed
 	default:
 	}
 	m.nextID++
@@ -238,22 +278,34 @@ func (m *Member) call(ctx context.Context, req request, register func(id uint64)
 		m.mu.Lock()
 		delete(m.pending, req.ID)
 		m.mu.Unlock()
-		return err
+		return reply{}, err
 	}
 	select {
 	case r := <-c:
-		return fromWire(r.Err)
+		return r, fromWire(r.Err)
 	case <-ctx.Done():
 	}
 	if err := m.write(request{Op: opCancel, Target: req.ID}); err != nil {
-		return err
+		return reply{}, err
 	}
 	r := <-c
 	err := fromWire(r.Err)
 	if errors.Is(err, context.Canceled) {
-		return ctx.Err() // canceled on our behalf: the caller's reason
+		return r, ctx.Err() // canceled on our behalf: the caller's reason
 	}
-	return err
+	return r, err
+}
+
+// Stats calls the Stats method of the member's Bus (whatever its result
+// type) and decodes the JSON of its result into v, a pointer to that type.
+// It returns an error wrapping errors.ErrUnsupported when the Bus has no
+// such method.
+func (m *Member) Stats(ctx context.Context, v any) error {
+	r, err := m.callReply(ctx, request{Op: opStats}, nil)
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(r.JSON, v)
 }
 
 // Name returns the member's name.
@@ -271,6 +323,14 @@ func (m *Member) MaxMessageSize() int { return m.max }
 // Send is bus.Bus.Send in the member process.
 func (m *Member) Send(ctx context.Context, group string, level bus.Level, data []byte) error {
 	return m.call(ctx, request{Op: opSend, Group: group, Level: level, Data: data}, nil)
+}
+
+// SendBatch sends each of batch in order, as as many Sends in the
+// member process but in one round trip to it, and returns how many were
+// sent before an error.
+func (m *Member) SendBatch(ctx context.Context, group string, level bus.Level, batch [][]byte) (int, error) {
+	r, err := m.callReply(ctx, request{Op: opBatch, Group: group, Level: level, Batch: batch}, nil)
+	return r.N, err
 }
 
 // Join is bus.Bus.Join in the member process.

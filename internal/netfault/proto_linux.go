@@ -22,9 +22,11 @@ const (
 	opJoin   = "join"   // Group; the reply's ID names the stream
 	opLeave  = "leave"  // Stream
 	opSend   = "send"   // Group, Level, Data
+	opBatch  = "batch"  // Group, Level, Batch: sent in order; reply N
 	opCancel = "cancel" // Target: cancel that request's context
 	opCredit = "credit" // Stream, N: the parent consumed N events
 	opClose  = "close"  // close the Bus
+	opStats  = "stats"  // the Bus's Stats() as JSON
 )
 
 type request struct {
@@ -33,6 +35,7 @@ type request struct {
 	Group  string
 	Level  bus.Level
 	Data   []byte
+	Batch  [][]byte
 	Stream uint64
 	Target uint64
 	N      int
@@ -53,6 +56,8 @@ type reply struct {
 	Self    bus.MemberID
 	MaxSize int
 	Stream  uint64
+	N       int
+	JSON    []byte
 	View    *bus.View
 	Msg     *bus.Message
 }
@@ -67,6 +72,7 @@ type wireError struct {
 var sentinels = []error{
 	bus.ErrClosed, bus.ErrTooLarge, bus.ErrBadLevel, bus.ErrUnsupportedLevel,
 	bus.ErrBadGroup, bus.ErrAlreadyJoined, context.Canceled, context.DeadlineExceeded,
+	errors.ErrUnsupported,
 }
 
 func toWire(err error) *wireError {

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"reflect"
 	"sync"
 	"testing"
 
@@ -135,12 +136,27 @@ func (s *server) serve(dec *gob.Decoder) error {
 			s.cancels[req.ID] = cancel
 			s.mu.Unlock()
 			s.wg.Go(func() {
-				err := s.handle(ctx, req)
+				r := reply{Kind: kindReply, ID: req.ID}
+				var err error
+				switch req.Op {
+				case opStats:
+					r.JSON, err = s.stats()
+				case opBatch:
+					for _, data := range req.Batch {
+						if err = s.b.Send(ctx, req.Group, req.Level, data); err != nil {
+							break
+						}
+						r.N++
+					}
+				default:
+					err = s.handle(ctx, req)
+				}
 				s.mu.Lock()
 				delete(s.cancels, req.ID)
 				s.mu.Unlock()
 				cancel()
-				_ = s.send(reply{Kind: kindReply, ID: req.ID, Err: toWire(err)})
+				r.Err = toWire(err)
+				_ = s.send(r)
 			})
 		}
 	}
@@ -178,6 +194,16 @@ func (s *server) handle(ctx context.Context, req request) error {
 	default:
 		return fmt.Errorf("netfault: unknown operation %q", req.Op)
 	}
+}
+
+// stats returns the JSON of the Bus's Stats method: a method without
+// arguments and with one result, whatever its type.
+func (s *server) stats() ([]byte, error) {
+	m := reflect.ValueOf(s.b).MethodByName("Stats")
+	if !m.IsValid() || m.Type().NumIn() != 0 || m.Type().NumOut() != 1 {
+		return nil, fmt.Errorf("netfault: %T has no Stats() method: %w", s.b, errors.ErrUnsupported)
+	}
+	return json.Marshal(m.Call(nil)[0].Interface())
 }
 
 // forward sends the events of one stream to the parent, one credit each,

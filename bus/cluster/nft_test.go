@@ -1,0 +1,454 @@
+//go:build linux
+
+package cluster_test
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"maps"
+	"net/netip"
+	"os"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/peerscale/peerscale/bus"
+	"github.com/peerscale/peerscale/bus/bustest"
+	"github.com/peerscale/peerscale/bus/cluster"
+	"github.com/peerscale/peerscale/internal/leakcheck"
+	"github.com/peerscale/peerscale/internal/netfault"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// Real network faults, made with nftables between four hosts (network
+// namespaces), each running one member in a process of its own (see
+// internal/netfault). They need root, iproute2 and nftables, and skip
+// without them (PEERSCALE_REQUIRE_ROOT_TESTS=1 and PEERSCALE_REQUIRE_TOOLS=1
+// turn the skips into failures):
+//
+//	go test -race -run 'TestNFT' ./bus/cluster/
+
+// nftMissing names the features of bus/cluster that a scenario needs and
+// that have not landed yet; the scenario skips at the point where it needs
+// one.
+var nftMissing = map[string]string{
+	"merge":       "partitions healed into one merged view listing every side's last view",
+	"linktimeout": "exclusion of a member whose data links are down while memberlist reports it alive (Config.LinkTimeout)",
+}
+
+func nftRequire(t *testing.T, feature string) {
+	t.Helper()
+	if why, ok := nftMissing[feature]; ok {
+		t.Skipf("bus/cluster does not provide yet: %s", why)
+	}
+}
+
+// Fixed ports: each member has a host, and so an address, of its own.
+const (
+	nftGossipPort = 7946
+	nftDataPort   = 7947
+	nftGroup      = "g"
+	// nftLinkTimeout is Config.LinkTimeout in these tests.
+	nftLinkTimeout = 2 * time.Second
+	// nftMergeTarget is how soon after a heal the merged view should be
+	// installed everywhere (a target, logged, not a pass/fail bound).
+	nftMergeTarget = 3 * time.Second
+)
+
+// nftConfig is the members' configuration: a failure detector that
+// declares a cut-off member dead in about 2-3 s yet tolerates a loaded
+// 2-core machine running four race-enabled processes, and a re-join every
+// 500 ms so that a healed partition is noticed at once.
+func nftConfig(spec netfault.MemberSpec) cluster.Config {
+	cfg := cluster.LANConfig()
+	cfg.BindAddr = spec.Addr
+	cfg.GossipPort = nftGossipPort
+	cfg.DataPort = nftDataPort
+	cfg.Seeds = spec.Seeds
+	cfg.Label = "nft"
+	cfg.ProbeInterval = 400 * time.Millisecond
+	cfg.ProbeTimeout = 300 * time.Millisecond
+	cfg.SuspicionMult = 3
+	cfg.RejoinInterval = 500 * time.Millisecond
+	cfg.LinkTimeout = nftLinkTimeout
+	level := slog.LevelWarn
+	if l := os.Getenv("PEERSCALE_TEST_LOG"); l != "" {
+		_ = level.UnmarshalText([]byte(l))
+	}
+	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	return cfg
+}
+
+// TestNFTMember is the member process the TestNFT tests start on each
+// host; run on its own it skips.
+func TestNFTMember(t *testing.T) {
+	netfault.ServeMember(t, func(spec netfault.MemberSpec) (bus.Bus, error) {
+		return cluster.New(spec.Name, nftConfig(spec))
+	})
+}
+
+// nftMember is one member of an nft test and its recorded stream.
+type nftMember struct {
+	host  string
+	m     *netfault.Member
+	rec   *bustest.Recorder
+	tally *bustest.Tally
+}
+
+func (n *nftMember) self() bus.MemberID { return n.m.Self() }
+
+// stats returns the member's cluster.Stats.
+func (n *nftMember) stats(t *testing.T) cluster.Stats {
+	t.Helper()
+	var st cluster.Stats
+	require.NoError(t, n.m.Stats(t.Context(), &st))
+	return st
+}
+
+// received reports whether the member received n messages tagged tag
+// from each of senders.
+func (n *nftMember) received(tag string, count int, senders ...*nftMember) bool {
+	for _, s := range senders {
+		if n.tally.Count(s.self(), tag) != count {
+			return false
+		}
+	}
+	return true
+}
+
+// waitReceived waits until every member of to received count messages
+// tagged tag from each of senders.
+func waitReceived(t *testing.T, to []*nftMember, tag string, count int, senders ...*nftMember) {
+	t.Helper()
+	for _, n := range to {
+		n.rec.Wait(t, fmt.Sprintf("%d %q messages from each of %d senders", count, tag, len(senders)), func([]bus.Event) bool {
+			return n.received(tag, count, senders...)
+		})
+	}
+}
+
+// startNFT builds a lab of four hosts a, b, c, d, starts a member on each
+// (every member seeds with the three others) and joins them all to one
+// group, whose streams are recorded and checked (StreamChecker, FIFO per
+// sender and tag, exactly once).
+func startNFT(t *testing.T) (*netfault.Lab, []*nftMember) {
+	t.Helper()
+	start := time.Now()
+	hosts := []string{"a", "b", "c", "d"}
+	lab := netfault.New(t, hosts...)
+	specs := make(map[string]netfault.MemberSpec)
+	for _, h := range hosts {
+		var seeds []string
+		for _, o := range hosts {
+			if o != h {
+				seeds = append(seeds, netip.AddrPortFrom(lab.Addr(o), nftGossipPort).String())
+			}
+		}
+		specs[h] = netfault.MemberSpec{Seeds: seeds}
+	}
+	// The first member alone, then the others at once: members that start
+	// together wait for a coordinator before New returns.
+	started := lab.StartMembers(t, "TestNFTMember", map[string]netfault.MemberSpec{"a": specs["a"]})
+	delete(specs, "a")
+	maps.Copy(started, lab.StartMembers(t, "TestNFTMember", specs))
+	// Members leave quickly only when they can reach each other: heal
+	// before they are closed (all at once), also when the test stops early.
+	t.Cleanup(func() {
+		var wg sync.WaitGroup
+		for _, m := range started {
+			wg.Go(func() { m.Close() })
+		}
+		wg.Wait()
+	})
+	t.Cleanup(lab.Heal)
+	var ms []*nftMember
+	for _, h := range hosts {
+		ms = append(ms, &nftMember{host: h, m: started[h]})
+	}
+	ids := make([]bus.MemberID, len(ms))
+	for i, n := range ms {
+		ids[i] = n.self()
+		g, err := n.m.Join(t.Context(), nftGroup)
+		require.NoError(t, err, "%s joins", n.host)
+		n.rec = bustest.Record(t, n.self(), g)
+		var fifo bustest.FIFO
+		n.tally = new(bustest.Tally)
+		n.rec.AddCheck(bustest.CheckMessages(fifo.Check))
+		n.rec.AddCheck(bustest.CheckMessages(n.tally.Add))
+	}
+	for _, n := range ms {
+		n.rec.WaitMembers(t, ids...)
+	}
+	t.Logf("4 members up and joined in %v", time.Since(start).Round(time.Millisecond))
+	return lab, ms
+}
+
+func selves(ms ...*nftMember) []bus.MemberID {
+	out := make([]bus.MemberID, len(ms))
+	for i, n := range ms {
+		out[i] = n.self()
+	}
+	return out
+}
+
+// nftBatch is how many messages one round trip to a member process
+// carries: on a loaded machine a round trip takes milliseconds.
+const nftBatch = 50
+
+// sendAll sends count FIFO messages tagged tag from each member at once.
+func sendAll(t *testing.T, tag string, count int, senders ...*nftMember) {
+	t.Helper()
+	var wg sync.WaitGroup
+	errs := make([]error, len(senders))
+	for i, s := range senders {
+		wg.Go(func() {
+			for seq := 0; seq < count; {
+				batch := make([][]byte, min(nftBatch, count-seq))
+				for j := range batch {
+					batch[j] = bustest.Payload(tag, uint64(seq+j), 200)
+				}
+				n, err := s.m.SendBatch(t.Context(), nftGroup, bus.FIFO, batch)
+				if err != nil {
+					errs[i] = fmt.Errorf("%s: send #%d: %w", s.host, seq+n, err)
+					return
+				}
+				seq += n
+			}
+		})
+	}
+	wg.Wait()
+	for _, err := range errs {
+		require.NoError(t, err)
+	}
+}
+
+// TestNFTLoss drops 10% of the packets between a and b while the four
+// members send FIFO messages: TCP recovers every loss, so every message
+// arrives once and in order, and the failure detector, which probes
+// indirectly through c and d, changes no view.
+func TestNFTLoss(t *testing.T) {
+	leakcheck.Check(t)
+	lab, ms := startNFT(t)
+	views := make([]int, len(ms))
+	for i, n := range ms {
+		views[i] = len(n.rec.Views())
+	}
+	lab.Loss("a", "b", 10)
+	const count = 2500
+	start := time.Now()
+	sendAll(t, "load", count, ms...)
+	sent := time.Since(start)
+	waitReceived(t, ms, "load", count, ms...)
+	elapsed := time.Since(start)
+	dropped := lab.Dropped("a") + lab.Dropped("b")
+	retrans := lab.TCPRetransmits("a") + lab.TCPRetransmits("b")
+	t.Logf("%d messages sent in %v, delivered to 4 members in %v under 10%% loss a<->b (%d packets dropped, %d TCP segments retransmitted)",
+		len(ms)*count, sent.Round(time.Millisecond), elapsed.Round(time.Millisecond), dropped, retrans)
+	assert.Positive(t, dropped, "the loss rules dropped packets")
+	assert.Positive(t, retrans, "TCP recovered lost segments of the data links")
+	for i, n := range ms {
+		assert.Len(t, n.rec.Views(), views[i], "%s: no view change under loss; last view %v", n.host, n.rec.LastView())
+		assert.Equal(t, len(ms)*count, n.tally.Len(), "%s: every message exactly once", n.host)
+	}
+	st := ms[0].stats(t)
+	assert.Equal(t, len(ms), st.Members, "memberlist still sees every member")
+}
+
+// sideView waits until every member of side has a last view of exactly
+// side, checks that it is the same view everywhere, and returns it and,
+// per member, the stream length at that point.
+func sideView(t *testing.T, side ...*nftMember) (bus.ViewID, []int) {
+	t.Helper()
+	ids := selves(side...)
+	var id bus.ViewID
+	at := make([]int, len(side))
+	for i, n := range side {
+		v := n.rec.WaitMembers(t, ids...)
+		if i == 0 {
+			id = v.ID
+		}
+		assert.Equal(t, id, v.ID, "%s: the view of its side", n.host)
+		at[i] = n.rec.Len()
+	}
+	return id, at
+}
+
+// waitMerge waits, at every member, for the first view after position
+// from[i] of its stream, and checks that it is one merged view: every
+// member, the same id everywhere, Previous listing each side's view. It
+// returns how long after healed the last member received it.
+func waitMerge(t *testing.T, ms []*nftMember, from []int, healed time.Time, sides ...bus.ViewID) time.Duration {
+	t.Helper()
+	all := selves(ms...)
+	var merged *bus.View
+	var last time.Duration
+	for i, n := range ms {
+		v, _ := n.rec.WaitView(t, from[i], "the view after the heal", func(*bus.View) bool { return true })
+		if d := time.Since(healed); d > last {
+			last = d
+		}
+		require.ElementsMatch(t, all, v.Members, "%s: the first view after the heal is the merged view of every member", n.host)
+		if merged == nil {
+			merged = v
+		}
+		assert.Equal(t, merged.ID, v.ID, "%s: one merged view everywhere", n.host)
+		for _, s := range sides {
+			assert.Contains(t, v.Previous, s, "%s: Previous %v lists every side's view", n.host, v.Previous)
+		}
+	}
+	return last
+}
+
+// TestNFTPartition cuts the network 2|2: each side installs a view of its
+// own and its messages stay on its side. Once healed, one merged view
+// forms, listing both sides' views, and messages reach all four again.
+func TestNFTPartition(t *testing.T) {
+	leakcheck.Check(t)
+	lab, ms := startNFT(t)
+	left, right := ms[:2], ms[2:]
+	lab.Cut([]string{"a", "b"}, []string{"c", "d"})
+	cut := time.Now()
+	leftView, leftAt := sideView(t, left...)
+	rightView, rightAt := sideView(t, right...)
+	t.Logf("both sides installed their views %v after the cut: %v | %v", time.Since(cut).Round(time.Millisecond), leftView, rightView)
+	assert.NotEqual(t, leftView, rightView)
+
+	// Each side goes on: its messages reach its side only.
+	const count = 50
+	sendAll(t, "side", count, ms...)
+	waitReceived(t, left, "side", count, left...)
+	waitReceived(t, right, "side", count, right...)
+
+	nftRequire(t, "merge")
+	lab.Heal()
+	healed := time.Now()
+	took := waitMerge(t, ms, append(leftAt, rightAt...), healed, leftView, rightView)
+	t.Logf("merged view everywhere %v after the heal (target %v)", took.Round(time.Millisecond), nftMergeTarget)
+	if took > nftMergeTarget {
+		t.Logf("the merge took longer than the %v target", nftMergeTarget)
+	}
+
+	sendAll(t, "merged", count, ms...)
+	waitReceived(t, ms, "merged", count, ms...)
+	for _, n := range left {
+		assert.True(t, n.received("side", 0, right...), "%s received a message sent on the other side", n.host)
+	}
+	for _, n := range right {
+		assert.True(t, n.received("side", 0, left...), "%s received a message sent on the other side", n.host)
+	}
+}
+
+// TestNFTCutTCP blocks TCP between d and the others while UDP passes, so
+// memberlist still reports every member alive but d's data links are
+// down. The others keep sending: d is excluded after LinkTimeout, their
+// sends never stall for longer than that, and d returns as a merge once
+// TCP passes again.
+func TestNFTCutTCP(t *testing.T) {
+	leakcheck.Check(t)
+	nftRequire(t, "linktimeout")
+	lab, ms := startNFT(t)
+	rest, d := ms[:3], ms[3]
+
+	// The others send without pause; the longest a Send takes is what a
+	// stall would show.
+	ctx, cancel := context.WithCancel(t.Context())
+	var stop atomic.Bool
+	var wg sync.WaitGroup
+	sent := make([]atomic.Uint64, len(rest))
+	longest := make([]atomic.Int64, len(rest))
+	errs := make([]error, len(rest))
+	for i, s := range rest {
+		wg.Go(func() {
+			for seq := uint64(0); !stop.Load(); seq++ {
+				begin := time.Now()
+				if err := s.m.Send(ctx, nftGroup, bus.FIFO, bustest.Payload("load", seq, 200)); err != nil {
+					errs[i] = fmt.Errorf("%s: send #%d: %w", s.host, seq, err)
+					return
+				}
+				if took := int64(time.Since(begin)); took > longest[i].Load() {
+					longest[i].Store(took)
+				}
+				sent[i].Store(seq + 1)
+			}
+		})
+	}
+	defer func() {
+		stop.Store(true)
+		cancel()
+		wg.Wait()
+	}()
+	waitFor(t, func() bool { return sent[0].Load() > 100 && sent[1].Load() > 100 && sent[2].Load() > 100 }, "load before the cut")
+
+	lab.CutTCP([]string{"d"}, []string{"a", "b", "c"})
+	cut := time.Now()
+	restView, restAt := sideView(t, rest...)
+	excluded := time.Since(cut)
+	t.Logf("d excluded %v after the TCP cut (LinkTimeout %v)", excluded.Round(time.Millisecond), nftLinkTimeout)
+	assert.GreaterOrEqual(t, excluded, nftLinkTimeout, "d is excluded by the link timeout, not before")
+	for _, n := range rest {
+		assert.Equal(t, len(ms), n.stats(t).Members, "%s: memberlist still reports every member alive", n.host)
+	}
+	dView, dAt := sideView(t, d)
+
+	// The others go on among themselves.
+	mark := make([]uint64, len(rest))
+	for i := range rest {
+		mark[i] = sent[i].Load()
+	}
+	waitFor(t, func() bool {
+		for i := range rest {
+			if sent[i].Load() < mark[i]+100 {
+				return false
+			}
+		}
+		return true
+	}, "sends after d's exclusion")
+	stop.Store(true)
+	wg.Wait()
+	for _, err := range errs {
+		require.NoError(t, err)
+	}
+	for i, s := range rest {
+		took := time.Duration(longest[i].Load())
+		t.Logf("%s: %d sends, longest %v", s.host, sent[i].Load(), took.Round(time.Millisecond))
+		assert.Less(t, took, nftLinkTimeout+3*time.Second, "%s: sends stall no longer than the link timeout", s.host)
+	}
+	for _, n := range rest {
+		n.rec.Wait(t, "every message of the others", func([]bus.Event) bool {
+			for i, s := range rest {
+				if n.tally.Count(s.self(), "load") != int(sent[i].Load()) {
+					return false
+				}
+			}
+			return true
+		})
+	}
+
+	nftRequire(t, "merge")
+	lab.Heal()
+	healed := time.Now()
+	took := waitMerge(t, ms, append(restAt, dAt...), healed, restView, dView)
+	t.Logf("d merged back %v after the heal", took.Round(time.Millisecond))
+	const count = 50
+	sendAll(t, "merged", count, ms...)
+	waitReceived(t, ms, "merged", count, ms...)
+}
+
+// waitFor polls cond until it holds, failing t after bustest.Timeout.
+func waitFor(t *testing.T, cond func() bool, what string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), bustest.Timeout)
+	defer cancel()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("timed out waiting for %s", what)
+		case <-tick.C:
+		}
+	}
+}
