@@ -9,6 +9,7 @@ import (
 	"maps"
 	"net/netip"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -35,6 +36,7 @@ import (
 // that have not landed yet; the scenario skips at the point where it needs
 // one.
 var nftMissing = map[string]string{
+	"agreed":      "the Agreed level (a sequencer)",
 	"merge":       "partitions healed into one merged view listing every side's last view",
 	"linktimeout": "exclusion of a member whose data links are down while memberlist reports it alive (Config.LinkTimeout)",
 }
@@ -56,6 +58,8 @@ const (
 	// nftMergeTarget is how soon after a heal the merged view should be
 	// installed everywhere (a target, logged, not a pass/fail bound).
 	nftMergeTarget = 3 * time.Second
+	// nftSmallQueue in MemberSpec.Args sets Config.QueueLen to 256.
+	nftSmallQueue = "small-queue"
 )
 
 // nftConfig is the members' configuration: a failure detector that
@@ -74,6 +78,11 @@ func nftConfig(spec netfault.MemberSpec) cluster.Config {
 	cfg.SuspicionMult = 3
 	cfg.RejoinInterval = 500 * time.Millisecond
 	cfg.LinkTimeout = nftLinkTimeout
+	if slices.Contains(spec.Args, nftSmallQueue) {
+		// A member whose links are cut holds back the credit of 256
+		// messages per sender: senders then wait for its exclusion.
+		cfg.QueueLen = 256
+	}
 	level := slog.LevelWarn
 	if l := os.Getenv("PEERSCALE_TEST_LOG"); l != "" {
 		_ = level.UnmarshalText([]byte(l))
@@ -131,10 +140,10 @@ func waitReceived(t *testing.T, to []*nftMember, tag string, count int, senders 
 }
 
 // startNFT builds a lab of four hosts a, b, c, d, starts a member on each
-// (every member seeds with the three others) and joins them all to one
-// group, whose streams are recorded and checked (StreamChecker, FIFO per
-// sender and tag, exactly once).
-func startNFT(t *testing.T) (*netfault.Lab, []*nftMember) {
+// (every member seeds with the three others; args are its MemberSpec.Args)
+// and joins them all to one group, whose streams are recorded and checked
+// (StreamChecker, FIFO per sender and tag, exactly once).
+func startNFT(t *testing.T, args ...string) (*netfault.Lab, []*nftMember) {
 	t.Helper()
 	start := time.Now()
 	hosts := []string{"a", "b", "c", "d"}
@@ -147,7 +156,7 @@ func startNFT(t *testing.T) (*netfault.Lab, []*nftMember) {
 				seeds = append(seeds, netip.AddrPortFrom(lab.Addr(o), nftGossipPort).String())
 			}
 		}
-		specs[h] = netfault.MemberSpec{Seeds: seeds}
+		specs[h] = netfault.MemberSpec{Seeds: seeds, Args: args}
 	}
 	// The first member alone, then the others at once: members that start
 	// together wait for a coordinator before New returns.
@@ -198,19 +207,16 @@ func selves(ms ...*nftMember) []bus.MemberID {
 // carries: on a loaded machine a round trip takes milliseconds.
 const nftBatch = 50
 
-// sendAll sends count FIFO messages tagged tag from each member at once.
-func sendAll(t *testing.T, tag string, count int, senders ...*nftMember) {
+// sendAll sends count messages at level, tagged tag, from each of
+// senders at once.
+func sendAll(t *testing.T, level bus.Level, tag string, count int, senders ...*nftMember) {
 	t.Helper()
 	var wg sync.WaitGroup
 	errs := make([]error, len(senders))
 	for i, s := range senders {
 		wg.Go(func() {
 			for seq := 0; seq < count; {
-				batch := make([][]byte, min(nftBatch, count-seq))
-				for j := range batch {
-					batch[j] = bustest.Payload(tag, uint64(seq+j), 200)
-				}
-				n, err := s.m.SendBatch(t.Context(), nftGroup, bus.FIFO, batch)
+				n, err := s.m.SendBatch(t.Context(), nftGroup, level, payloads(tag, seq, min(nftBatch, count-seq)))
 				if err != nil {
 					errs[i] = fmt.Errorf("%s: send #%d: %w", s.host, seq+n, err)
 					return
@@ -225,10 +231,114 @@ func sendAll(t *testing.T, tag string, count int, senders ...*nftMember) {
 	}
 }
 
+func payloads(tag string, first, n int) [][]byte {
+	batch := make([][]byte, n)
+	for j := range batch {
+		batch[j] = bustest.Payload(tag, uint64(first+j), 200)
+	}
+	return batch
+}
+
+// nftLoad sends FIFO messages from several members without pause, in
+// batches, and keeps how many each sent and the longest a batch took.
+type nftLoad struct {
+	senders []*nftMember
+	stopped atomic.Bool
+	wg      sync.WaitGroup
+	sent    []atomic.Int64
+	longest []atomic.Int64
+	errs    []error
+}
+
+func startLoad(t *testing.T, tag string, senders ...*nftMember) *nftLoad {
+	ctx, cancel := context.WithCancel(context.Background())
+	l := &nftLoad{senders: senders, sent: make([]atomic.Int64, len(senders)), longest: make([]atomic.Int64, len(senders)), errs: make([]error, len(senders))}
+	for i, s := range senders {
+		l.wg.Go(func() {
+			for !l.stopped.Load() {
+				seq := int(l.sent[i].Load())
+				begin := time.Now()
+				n, err := s.m.SendBatch(ctx, nftGroup, bus.FIFO, payloads(tag, seq, nftBatch))
+				l.sent[i].Add(int64(n))
+				if took := int64(time.Since(begin)); took > l.longest[i].Load() {
+					l.longest[i].Store(took)
+				}
+				if err != nil {
+					if ctx.Err() == nil {
+						l.errs[i] = fmt.Errorf("%s: send #%d: %w", s.host, seq+n, err)
+					}
+					return
+				}
+			}
+		})
+	}
+	// A test that stops early must not leave Sends blocked.
+	t.Cleanup(func() {
+		cancel()
+		l.stop()
+	})
+	return l
+}
+
+// waitProgress waits until every sender sent n more messages.
+func (l *nftLoad) waitProgress(t *testing.T, n int64, what string) {
+	t.Helper()
+	mark := make([]int64, len(l.sent))
+	for i := range l.sent {
+		mark[i] = l.sent[i].Load()
+	}
+	waitFor(t, func() bool {
+		for i := range l.sent {
+			if l.sent[i].Load() < mark[i]+n {
+				return false
+			}
+		}
+		return true
+	}, what)
+}
+
+// stop ends the load after the batches in flight.
+func (l *nftLoad) stop() {
+	l.stopped.Store(true)
+	l.wg.Wait()
+}
+
+// agreedChain is the hash chain of n's views and Agreed messages: what
+// members that stay together deliver identically.
+func (n *nftMember) agreedChain() *bustest.Chain {
+	var c bustest.Chain
+	for _, ev := range n.rec.Events() {
+		if m, ok := ev.(*bus.Message); ok && m.Level != bus.Agreed {
+			continue
+		}
+		c.Add(ev)
+	}
+	return &c
+}
+
+// compareAgreed checks that ms delivered one sequence of views and Agreed
+// messages, of at least least events, over what they share (from view
+// from, unless it is zero).
+func compareAgreed(t *testing.T, ms []*nftMember, from bus.ViewID, least int) {
+	t.Helper()
+	base := ms[0].agreedChain()
+	for _, n := range ms[1:] {
+		var overlap int
+		var err error
+		if from.IsZero() {
+			overlap, err = bustest.CompareChains(base, n.agreedChain())
+		} else {
+			overlap, err = bustest.CompareFrom(base, n.agreedChain(), from)
+		}
+		require.NoError(t, err, "Agreed streams of %s and %s", ms[0].host, n.host)
+		assert.GreaterOrEqual(t, overlap, least, "events compared between %s and %s", ms[0].host, n.host)
+	}
+}
+
 // TestNFTLoss drops 10% of the packets between a and b while the four
-// members send FIFO messages: TCP recovers every loss, so every message
-// arrives once and in order, and the failure detector, which probes
-// indirectly through c and d, changes no view.
+// members send: TCP recovers every loss, so every message arrives once and
+// in order (and at Agreed in one order everywhere), and the failure
+// detector, which probes indirectly through c and d, changes no view.
 func TestNFTLoss(t *testing.T) {
 	leakcheck.Check(t)
 	lab, ms := startNFT(t)
@@ -239,22 +349,34 @@ func TestNFTLoss(t *testing.T) {
 	lab.Loss("a", "b", 10)
 	const count = 2500
 	start := time.Now()
-	sendAll(t, "load", count, ms...)
+	sendAll(t, bus.FIFO, "load", count, ms...)
 	sent := time.Since(start)
 	waitReceived(t, ms, "load", count, ms...)
 	elapsed := time.Since(start)
 	dropped := lab.Dropped("a") + lab.Dropped("b")
 	retrans := lab.TCPRetransmits("a") + lab.TCPRetransmits("b")
-	t.Logf("%d messages sent in %v, delivered to 4 members in %v under 10%% loss a<->b (%d packets dropped, %d TCP segments retransmitted)",
+	t.Logf("%d FIFO messages sent in %v, delivered to 4 members in %v under 10%% loss a<->b (%d packets dropped, %d TCP segments retransmitted)",
 		len(ms)*count, sent.Round(time.Millisecond), elapsed.Round(time.Millisecond), dropped, retrans)
 	assert.Positive(t, dropped, "the loss rules dropped packets")
 	assert.Positive(t, retrans, "TCP recovered lost segments of the data links")
-	for i, n := range ms {
-		assert.Len(t, n.rec.Views(), views[i], "%s: no view change under loss; last view %v", n.host, n.rec.LastView())
+	for _, n := range ms {
 		assert.Equal(t, len(ms)*count, n.tally.Len(), "%s: every message exactly once", n.host)
 	}
-	st := ms[0].stats(t)
-	assert.Equal(t, len(ms), st.Members, "memberlist still sees every member")
+
+	t.Run("Agreed", func(t *testing.T) {
+		nftRequire(t, "agreed")
+		const count = 500
+		start := time.Now()
+		sendAll(t, bus.Agreed, "agreed", count, ms...)
+		waitReceived(t, ms, "agreed", count, ms...)
+		t.Logf("%d Agreed messages delivered to 4 members in %v under loss", len(ms)*count, time.Since(start).Round(time.Millisecond))
+		compareAgreed(t, ms, bus.ViewID{}, len(ms)*count)
+	})
+
+	for i, n := range ms {
+		assert.Len(t, n.rec.Views(), views[i], "%s: no view change under loss; last view %v", n.host, n.rec.LastView())
+	}
+	assert.Equal(t, len(ms), ms[0].stats(t).Members, "memberlist still sees every member")
 }
 
 // sideView waits until every member of side has a last view of exactly
@@ -279,8 +401,8 @@ func sideView(t *testing.T, side ...*nftMember) (bus.ViewID, []int) {
 // waitMerge waits, at every member, for the first view after position
 // from[i] of its stream, and checks that it is one merged view: every
 // member, the same id everywhere, Previous listing each side's view. It
-// returns how long after healed the last member received it.
-func waitMerge(t *testing.T, ms []*nftMember, from []int, healed time.Time, sides ...bus.ViewID) time.Duration {
+// returns the view and how long after healed the last member received it.
+func waitMerge(t *testing.T, ms []*nftMember, from []int, healed time.Time, sides ...bus.ViewID) (bus.ViewID, time.Duration) {
 	t.Helper()
 	all := selves(ms...)
 	var merged *bus.View
@@ -299,7 +421,21 @@ func waitMerge(t *testing.T, ms []*nftMember, from []int, healed time.Time, side
 			assert.Contains(t, v.Previous, s, "%s: Previous %v lists every side's view", n.host, v.Previous)
 		}
 	}
-	return last
+	return merged.ID, last
+}
+
+// afterMerge checks that the merged group works: messages sent by every
+// member reach every member, at Agreed in one order from the merged view.
+func afterMerge(t *testing.T, ms []*nftMember, merged bus.ViewID) {
+	t.Helper()
+	const count = 50
+	sendAll(t, bus.FIFO, "merged", count, ms...)
+	waitReceived(t, ms, "merged", count, ms...)
+	if _, missing := nftMissing["agreed"]; !missing {
+		sendAll(t, bus.Agreed, "merged-agreed", count, ms...)
+		waitReceived(t, ms, "merged-agreed", count, ms...)
+		compareAgreed(t, ms, merged, len(ms)*count)
+	}
 }
 
 // TestNFTPartition cuts the network 2|2: each side installs a view of its
@@ -318,70 +454,50 @@ func TestNFTPartition(t *testing.T) {
 
 	// Each side goes on: its messages reach its side only.
 	const count = 50
-	sendAll(t, "side", count, ms...)
+	sendAll(t, bus.FIFO, "side", count, ms...)
 	waitReceived(t, left, "side", count, left...)
 	waitReceived(t, right, "side", count, right...)
+	t.Run("Agreed", func(t *testing.T) {
+		nftRequire(t, "agreed")
+		sendAll(t, bus.Agreed, "side-agreed", count, ms...)
+		waitReceived(t, left, "side-agreed", count, left...)
+		waitReceived(t, right, "side-agreed", count, right...)
+		compareAgreed(t, left, leftView, 2*count)
+		compareAgreed(t, right, rightView, 2*count)
+	})
 
-	nftRequire(t, "merge")
-	lab.Heal()
-	healed := time.Now()
-	took := waitMerge(t, ms, append(leftAt, rightAt...), healed, leftView, rightView)
-	t.Logf("merged view everywhere %v after the heal (target %v)", took.Round(time.Millisecond), nftMergeTarget)
-	if took > nftMergeTarget {
-		t.Logf("the merge took longer than the %v target", nftMergeTarget)
-	}
-
-	sendAll(t, "merged", count, ms...)
-	waitReceived(t, ms, "merged", count, ms...)
-	for _, n := range left {
-		assert.True(t, n.received("side", 0, right...), "%s received a message sent on the other side", n.host)
-	}
-	for _, n := range right {
-		assert.True(t, n.received("side", 0, left...), "%s received a message sent on the other side", n.host)
-	}
+	t.Run("Merge", func(t *testing.T) {
+		nftRequire(t, "merge")
+		lab.Heal()
+		healed := time.Now()
+		merged, took := waitMerge(t, ms, append(leftAt, rightAt...), healed, leftView, rightView)
+		t.Logf("merged view %v everywhere %v after the heal (target %v)", merged, took.Round(time.Millisecond), nftMergeTarget)
+		if took > nftMergeTarget {
+			t.Logf("the merge took longer than the %v target", nftMergeTarget)
+		}
+		afterMerge(t, ms, merged)
+		for _, n := range left {
+			assert.True(t, n.received("side", 0, right...), "%s received a message sent on the other side", n.host)
+		}
+		for _, n := range right {
+			assert.True(t, n.received("side", 0, left...), "%s received a message sent on the other side", n.host)
+		}
+	})
 }
 
 // TestNFTCutTCP blocks TCP between d and the others while UDP passes, so
 // memberlist still reports every member alive but d's data links are
 // down. The others keep sending: d is excluded after LinkTimeout, their
-// sends never stall for longer than that, and d returns as a merge once
-// TCP passes again.
+// sends stall no longer than that (d's credit runs out after QueueLen
+// messages), and d returns as a merge once TCP passes again.
 func TestNFTCutTCP(t *testing.T) {
 	leakcheck.Check(t)
 	nftRequire(t, "linktimeout")
-	lab, ms := startNFT(t)
+	lab, ms := startNFT(t, nftSmallQueue)
 	rest, d := ms[:3], ms[3]
 
-	// The others send without pause; the longest a Send takes is what a
-	// stall would show.
-	ctx, cancel := context.WithCancel(t.Context())
-	var stop atomic.Bool
-	var wg sync.WaitGroup
-	sent := make([]atomic.Uint64, len(rest))
-	longest := make([]atomic.Int64, len(rest))
-	errs := make([]error, len(rest))
-	for i, s := range rest {
-		wg.Go(func() {
-			for seq := uint64(0); !stop.Load(); seq++ {
-				begin := time.Now()
-				if err := s.m.Send(ctx, nftGroup, bus.FIFO, bustest.Payload("load", seq, 200)); err != nil {
-					errs[i] = fmt.Errorf("%s: send #%d: %w", s.host, seq, err)
-					return
-				}
-				if took := int64(time.Since(begin)); took > longest[i].Load() {
-					longest[i].Store(took)
-				}
-				sent[i].Store(seq + 1)
-			}
-		})
-	}
-	defer func() {
-		stop.Store(true)
-		cancel()
-		wg.Wait()
-	}()
-	waitFor(t, func() bool { return sent[0].Load() > 100 && sent[1].Load() > 100 && sent[2].Load() > 100 }, "load before the cut")
-
+	load := startLoad(t, "load", rest...)
+	load.waitProgress(t, 2*nftBatch, "load before the cut")
 	lab.CutTCP([]string{"d"}, []string{"a", "b", "c"})
 	cut := time.Now()
 	restView, restAt := sideView(t, rest...)
@@ -394,32 +510,18 @@ func TestNFTCutTCP(t *testing.T) {
 	dView, dAt := sideView(t, d)
 
 	// The others go on among themselves.
-	mark := make([]uint64, len(rest))
-	for i := range rest {
-		mark[i] = sent[i].Load()
-	}
-	waitFor(t, func() bool {
-		for i := range rest {
-			if sent[i].Load() < mark[i]+100 {
-				return false
-			}
-		}
-		return true
-	}, "sends after d's exclusion")
-	stop.Store(true)
-	wg.Wait()
-	for _, err := range errs {
-		require.NoError(t, err)
-	}
+	load.waitProgress(t, 2*nftBatch, "sends after d's exclusion")
+	load.stop()
 	for i, s := range rest {
-		took := time.Duration(longest[i].Load())
-		t.Logf("%s: %d sends, longest %v", s.host, sent[i].Load(), took.Round(time.Millisecond))
+		require.NoError(t, load.errs[i])
+		took := time.Duration(load.longest[i].Load())
+		t.Logf("%s: %d sends, longest batch of %d %v", s.host, load.sent[i].Load(), nftBatch, took.Round(time.Millisecond))
 		assert.Less(t, took, nftLinkTimeout+3*time.Second, "%s: sends stall no longer than the link timeout", s.host)
 	}
 	for _, n := range rest {
 		n.rec.Wait(t, "every message of the others", func([]bus.Event) bool {
 			for i, s := range rest {
-				if n.tally.Count(s.self(), "load") != int(sent[i].Load()) {
+				if n.tally.Count(s.self(), "load") != int(load.sent[i].Load()) {
 					return false
 				}
 			}
@@ -427,14 +529,14 @@ func TestNFTCutTCP(t *testing.T) {
 		})
 	}
 
-	nftRequire(t, "merge")
-	lab.Heal()
-	healed := time.Now()
-	took := waitMerge(t, ms, append(restAt, dAt...), healed, restView, dView)
-	t.Logf("d merged back %v after the heal", took.Round(time.Millisecond))
-	const count = 50
-	sendAll(t, "merged", count, ms...)
-	waitReceived(t, ms, "merged", count, ms...)
+	t.Run("Merge", func(t *testing.T) {
+		nftRequire(t, "merge")
+		lab.Heal()
+		healed := time.Now()
+		merged, took := waitMerge(t, ms, append(restAt, dAt...), healed, restView, dView)
+		t.Logf("d merged back in view %v, %v after the heal", merged, took.Round(time.Millisecond))
+		afterMerge(t, ms, merged)
+	})
 }
 
 // waitFor polls cond until it holds, failing t after bustest.Timeout.
