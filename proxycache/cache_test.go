@@ -428,15 +428,29 @@ func TestCloseIsIdempotent(t *testing.T) {
 }
 
 func TestHotBodyInMemoryStillChecksFile(t *testing.T) {
-	h, n := counting("Cache-Control", "max-age=60")
-	c, _, dir := newCache(t, h, proxycache.Config{})
-	for range 4 {
-		assert.Equal(t, "body 1", do(t, c, "GET", "/hot").body)
-	}
-	assert.Equal(t, "dy 1", do(t, c, "GET", "/hot", "Range", "bytes=2-").body, "ranges from memory")
-	require.NoError(t, os.Remove(filepath.Join(dir, "www.example.com", "hot")))
-	assert.Equal(t, "body 2", do(t, c, "GET", "/hot").body, "a body deleted by hand is a miss")
-	assert.EqualValues(t, 2, n.Load())
+	synctest.Test(t, func(t *testing.T) {
+		h, n := counting("Cache-Control", "max-age=60")
+		c, _, dir := newCache(t, h, proxycache.Config{})
+		for range 4 {
+			assert.Equal(t, "body 1", do(t, c, "GET", "/hot").body)
+		}
+		assert.Equal(t, "dy 1", do(t, c, "GET", "/hot", "Range", "bytes=2-").body, "ranges from memory")
+		require.NoError(t, os.Remove(filepath.Join(dir, "www.example.com", "hot")))
+		time.Sleep(time.Second)
+		assert.Equal(t, "body 2", do(t, c, "GET", "/hot").body, "a body deleted by hand is a miss a second later")
+		assert.EqualValues(t, 2, n.Load())
+
+		// Replaced by hand: the same within a second.
+		for range 3 {
+			assert.Equal(t, "body 2", do(t, c, "GET", "/hot").body)
+		}
+		body := filepath.Join(dir, "www.example.com", "hot")
+		require.NoError(t, os.Remove(body))
+		require.NoError(t, os.WriteFile(body, []byte("EVIL 2"), 0o644))
+		time.Sleep(time.Second)
+		assert.Equal(t, "body 3", do(t, c, "GET", "/hot").body)
+		assert.EqualValues(t, 3, n.Load())
+	})
 }
 
 func TestShutdownLetsFillsFinish(t *testing.T) {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -34,7 +35,21 @@ type meta struct {
 	Ino      uint64      `json:"ino"`
 	MTime    int64       `json:"mtime"` // body modification time, unix nanoseconds
 
-	cc directives // parsed from Header by prepare
+	// Parsed once by prepare: hits never parse the stored fields.
+	cc       directives
+	dateT    time.Time     // Date, or the response time
+	initial  time.Duration // corrected initial age (RFC 9111 §4.2.3)
+	expires  int8          // 0 no Expires, 1 parsed into expT, -1 invalid or repeated
+	expT     time.Time
+	lastMod  time.Time // zero when absent or invalid
+	varyList []string  // field names listed by Vary
+	etag, lm string    // validators
+
+	// hit caches the header of a plain fresh hit for one (age, ttl) pair
+	// (see Cache.hitHeader); checked is when the body file was last found
+	// to be the one described (unix ns), for bodies served from memory.
+	hit     atomic.Pointer[hitHead]
+	checked atomic.Int64
 }
 
 // errBadMeta is wrapped by decodeMeta for every malformed sidecar.
@@ -94,6 +109,32 @@ func (m *meta) prepare() {
 		m.Vary = nil
 	}
 	m.cc = parseDirectives(m.Header)
+	m.dateT = m.respTime()
+	if d, err := http.ParseTime(m.Header.Get("Date")); err == nil {
+		m.dateT = d
+	}
+	apparent := max(0, m.respTime().Sub(m.dateT))
+	corrected := time.Duration(m.AgeValue)*time.Second + m.respTime().Sub(m.reqTime())
+	m.initial = max(apparent, corrected)
+	m.expires = 0
+	if vs := m.Header.Values("Expires"); len(vs) > 0 {
+		m.expires = -1
+		if exp, err := http.ParseTime(vs[0]); err == nil && len(vs) == 1 {
+			m.expires, m.expT = 1, exp
+		}
+	}
+	m.lastMod = time.Time{}
+	if lm, err := http.ParseTime(m.Header.Get("Last-Modified")); err == nil {
+		m.lastMod = lm
+	}
+	m.varyList = varyNames(m.Header)
+	m.etag, m.lm = m.Header.Get("Etag"), m.Header.Get("Last-Modified")
+}
+
+// clone returns a copy of the stored fields of m, to be prepared again.
+func (m *meta) clone() *meta {
+	return &meta{Version: m.Version, Key: m.Key, Status: m.Status, Header: m.Header, Vary: m.Vary,
+		AgeValue: m.AgeValue, ReqTime: m.ReqTime, RespTime: m.RespTime, Size: m.Size, Dev: m.Dev, Ino: m.Ino, MTime: m.MTime}
 }
 
 func (m *meta) reqTime() time.Time  { return time.Unix(0, m.ReqTime) }
@@ -118,39 +159,24 @@ func (m *meta) lifetime(heuristic float64) time.Duration {
 	if m.cc.maxAge >= 0 {
 		return m.cc.maxAge
 	}
-	date := m.date()
-	if vs := m.Header.Values("Expires"); len(vs) > 0 {
-		exp, err := http.ParseTime(vs[0])
-		if err != nil || len(vs) > 1 {
+	if m.expires != 0 {
+		if m.expires < 0 {
 			return 0
 		}
-		return max(0, exp.Sub(date))
+		return max(0, m.expT.Sub(m.dateT))
 	}
 	if !heuristicStatus(m.Status) && !m.cc.public {
 		return 0
 	}
-	if lm, err := http.ParseTime(m.Header.Get("Last-Modified")); err == nil && lm.Before(date) {
-		return time.Duration(float64(date.Sub(lm)) * heuristic).Truncate(time.Second)
+	if !m.lastMod.IsZero() && m.lastMod.Before(m.dateT) {
+		return time.Duration(float64(m.dateT.Sub(m.lastMod)) * heuristic).Truncate(time.Second)
 	}
 	return 0
 }
 
-// date is the origin's Date, or the response time when it is absent or
-// malformed.
-func (m *meta) date() time.Time {
-	if d, err := http.ParseTime(m.Header.Get("Date")); err == nil {
-		return d
-	}
-	return m.respTime()
-}
-
 // age is the current age (RFC 9111 §4.2.3).
 func (m *meta) age(now time.Time) time.Duration {
-	apparent := max(0, m.respTime().Sub(m.date()))
-	delay := m.respTime().Sub(m.reqTime())
-	corrected := time.Duration(m.AgeValue)*time.Second + delay
-	initial := max(apparent, corrected)
-	return initial + max(0, now.Sub(m.respTime()))
+	return m.initial + max(0, now.Sub(m.respTime()))
 }
 
 // noStale reports whether the entry must never be served stale.
@@ -160,12 +186,12 @@ func (m *meta) noStale() bool {
 
 // validators returns the conditional request fields for revalidation.
 func (m *meta) validators() (etag, lastModified string) {
-	return m.Header.Get("Etag"), m.Header.Get("Last-Modified")
+	return m.etag, m.lm
 }
 
 // matches reports whether the request selects this variant (RFC 9111 §4.1).
 func (m *meta) matches(r *http.Request) bool {
-	for _, name := range varyNames(m.Header) {
+	for _, name := range m.varyList {
 		if name == "*" {
 			return false
 		}

@@ -37,6 +37,7 @@ func removeHop(h http.Header) {
 
 // lookupResult is what a request found in the store.
 type lookupResult struct {
+	key  string // the index's copy of the key
 	rel  string
 	m    *meta
 	body []byte // in-memory copy of the body, or nil
@@ -44,8 +45,9 @@ type lookupResult struct {
 }
 
 func (c *Cache) serveCacheable(w http.ResponseWriter, r *http.Request, o *origin) {
-	key := o.host + requestURI(r.URL)
-	if len(key) > maxKeyLen {
+	var kbuf [256]byte
+	kb := appendKey(kbuf[:0], o.host, r.URL) // the key, without allocating on a hit
+	if len(kb) > maxKeyLen {
 		c.pass(w, r, o)
 		return
 	}
@@ -57,8 +59,9 @@ func (c *Cache) serveCacheable(w http.ResponseWriter, r *http.Request, o *origin
 	var old lookupResult
 	reason := "uri-miss"
 	suspect := false
+	now := time.Now()
 	if !auth {
-		if e := c.store.lookup(key, time.Now()); e.m != nil {
+		if e := c.store.lookup(kb, now); e.m != nil {
 			if e.m.matches(r) {
 				old = e
 			} else {
@@ -67,7 +70,7 @@ func (c *Cache) serveCacheable(w http.ResponseWriter, r *http.Request, o *origin
 		}
 	}
 	if old.m != nil {
-		now := time.Now()
+		key := old.key
 		age := old.m.age(now)
 		life := old.m.lifetime(c.cfg.HeuristicFraction)
 		staleness := age - life
@@ -77,19 +80,19 @@ func (c *Cache) serveCacheable(w http.ResponseWriter, r *http.Request, o *origin
 			(reqCC.minFresh >= 0 && life-age < reqCC.minFresh)
 		switch {
 		case !validate && staleness < 0:
-			if c.serveEntry(w, r, key, old, age, life, "hit") {
+			if c.serveEntry(w, r, key, old, now, age, life, "hit") {
 				c.st.hits.Add(1)
 				return
 			}
 			old = lookupResult{}
 		case !validate && !old.m.noStale() && reqCC.maxStale >= 0 && staleness <= reqCC.maxStale:
-			if c.serveEntry(w, r, key, old, age, life, "hit") {
+			if c.serveEntry(w, r, key, old, now, age, life, "hit") {
 				c.st.stale.Add(1)
 				return
 			}
 			old = lookupResult{}
 		case !validate && !old.m.noStale() && old.m.cc.staleWhileRevalidate >= 0 && staleness <= old.m.cc.staleWhileRevalidate:
-			if c.serveEntry(w, r, key, old, age, life, "hit; fwd=stale") {
+			if c.serveEntry(w, r, key, old, now, age, life, "hit; fwd=stale") {
 				c.st.stale.Add(1)
 				c.revalidateInBackground(r, o, key, old)
 				return
@@ -102,6 +105,10 @@ func (c *Cache) serveCacheable(w http.ResponseWriter, r *http.Request, o *origin
 				reason = "request"
 			}
 		}
+	}
+	key := old.key
+	if key == "" {
+		key = string(kb)
 	}
 	if reqCC.onlyIfCached {
 		w.Header().Set("Cache-Status", c.cfg.Name+"; fwd=miss; detail=only-if-cached")
@@ -137,8 +144,9 @@ func (c *Cache) serveCacheable(w http.ResponseWriter, r *http.Request, o *origin
 		if f.stored {
 			fs += "; stored"
 		}
-		res := lookupResult{rel: f.rel, m: f.m}
-		if c.serveEntry(w, r, key, res, f.m.age(time.Now()), f.m.lifetime(c.cfg.HeuristicFraction), fs) {
+		res := lookupResult{key: key, rel: f.rel, m: f.m}
+		now := time.Now()
+		if c.serveEntry(w, r, key, res, now, f.m.age(now), f.m.lifetime(c.cfg.HeuristicFraction), fs) {
 			return
 		}
 	}
@@ -161,7 +169,7 @@ func (c *Cache) serveCacheable(w http.ResponseWriter, r *http.Request, o *origin
 		sie := max(old.m.cc.staleIfError, reqCC.staleIfError)
 		now := time.Now()
 		age, life := old.m.age(now), old.m.lifetime(c.cfg.HeuristicFraction)
-		if sie >= 0 && age-life <= sie && c.serveEntry(w, r, key, old, age, life, status+"; detail=stale-if-error") {
+		if sie >= 0 && age-life <= sie && c.serveEntry(w, r, key, old, now, age, life, status+"; detail=stale-if-error") {
 			c.st.stale.Add(1)
 			return
 		}
@@ -176,6 +184,22 @@ func (c *Cache) serveCacheable(w http.ResponseWriter, r *http.Request, o *origin
 		// variant: this request fetches on its own.
 		c.pass(w, r, o)
 	}
+}
+
+// appendKey appends the cache key of u on host: the host, then the
+// request URI as requestURI gives it.
+func appendKey(b []byte, host string, u *url.URL) []byte {
+	b = append(b, host...)
+	p := u.EscapedPath()
+	if p == "" || p[0] != '/' {
+		b = append(b, '/')
+	}
+	b = append(b, p...)
+	if u.RawQuery != "" || u.ForceQuery {
+		b = append(b, '?')
+		b = append(b, u.RawQuery...)
+	}
+	return b
 }
 
 // writeResponse relays an origin response that was not stored.
@@ -195,85 +219,134 @@ func (c *Cache) writeResponse(w http.ResponseWriter, r *http.Request, resp *http
 // serveEntry answers from a stored entry. It returns false, having written
 // nothing, when the body file is missing or was replaced (the entry is
 // dropped).
-func (c *Cache) serveEntry(w http.ResponseWriter, r *http.Request, key string, e lookupResult, age, life time.Duration, status string) bool {
-	var body io.ReadSeeker
+func (c *Cache) serveEntry(w http.ResponseWriter, r *http.Request, key string, e lookupResult, now time.Time, age, life time.Duration, status string) bool {
+	var f *os.File
 	if e.body != nil {
-		if !c.store.statBody(e.rel, e.m) {
-			c.store.drop(key, e.m)
-			return false
+		// A body kept in memory is checked against its file at most once
+		// a second: a body deleted or replaced by hand stops being served
+		// within a second, and a hit costs no system call.
+		ns := now.UnixNano()
+		if last := e.m.checked.Load(); ns-last >= int64(time.Second) || ns < last {
+			if !c.store.statBody(e.rel, e.m) {
+				c.store.drop(key, e.m)
+				return false
+			}
+			e.m.checked.Store(ns)
 		}
-		body = bytes.NewReader(e.body)
 	} else {
-		f, err := c.store.openBody(e.rel, e.m)
+		var err error
+		f, err = c.store.openBody(e.rel, e.m)
 		if err != nil {
 			c.store.drop(key, e.m)
 			return false
 		}
 		defer f.Close()
-		body = f
 		if e.hot && c.store.wantsMemory(e.m) {
 			b := make([]byte, e.m.Size)
 			if _, err := f.ReadAt(b, 0); err == nil {
 				c.store.keepMemory(key, e.m, b)
-				body = bytes.NewReader(b)
+				e.m.checked.Store(now.UnixNano())
+				e.body = b
 			}
 		}
 	}
 	h := w.Header()
-	for k, vs := range e.m.Header {
-		h[k] = vs
-	}
 	secs := int64(age / time.Second)
-	h.Set("Age", strconv.FormatInt(min(secs, maxDelta), 10))
-	cs := c.cfg.Name + "; " + status
-	if strings.HasPrefix(status, "hit") {
-		cs += "; ttl=" + strconv.FormatInt(int64((life-age)/time.Second), 10)
-	}
-	h.Add("Cache-Status", cs)
-	switch {
-	case e.m.Status == http.StatusOK && !rangeOrConditional(r.Header):
-		// The common hit, answered without http.ServeContent. A body from
-		// memory is written at once (with the header when it fits the
-		// connection's buffer). For a file the header is flushed first,
-		// so the whole body goes out with sendfile(2): net/http would
-		// otherwise read and write its first 512 bytes before switching
-		// to sendfile.
-		h.Set("Content-Length", strconv.FormatInt(e.m.Size, 10))
-		if _, ok := h["Content-Type"]; !ok {
-			h["Content-Type"] = nil // no sniffing
+	plain := e.m.Status == http.StatusOK && !rangeOrConditional(r.Header)
+	if plain && status == "hit" {
+		// The common hit: the whole header comes prepared per entry
+		// (rebuilt when its Age or ttl changes, at most once a second).
+		for k, vs := range c.hitHeader(e.m, secs, int64((life-age)/time.Second)) {
+			h[k] = vs
 		}
-		h.Set("Accept-Ranges", "bytes")
+	} else {
+		for k, vs := range e.m.Header {
+			h[k] = vs
+		}
+		h.Set("Age", strconv.FormatInt(min(secs, maxDelta), 10))
+		cs := c.cfg.Name + "; " + status
+		if strings.HasPrefix(status, "hit") {
+			cs += "; ttl=" + strconv.FormatInt(int64((life-age)/time.Second), 10)
+		}
+		h.Add("Cache-Status", cs)
+	}
+	switch {
+	case plain:
+		// Answered without http.ServeContent. A body from memory is
+		// written at once (with the header when it fits the connection's
+		// buffer). For a file the header is flushed first, so the whole
+		// body goes out with sendfile(2): net/http would otherwise read
+		// and write its first 512 bytes before switching to sendfile.
+		if status != "hit" {
+			h.Set("Content-Length", strconv.FormatInt(e.m.Size, 10))
+			if _, ok := h["Content-Type"]; !ok {
+				h["Content-Type"] = nil // no sniffing
+			}
+			h.Set("Accept-Ranges", "bytes")
+		}
 		w.WriteHeader(http.StatusOK)
 		if r.Method != http.MethodHead && e.m.Size > 0 {
 			if e.body != nil {
 				_, _ = w.Write(e.body)
 			} else {
 				_ = http.NewResponseController(w).Flush()
-				_, _ = io.CopyN(w, body, e.m.Size)
+				_, _ = io.CopyN(w, f, e.m.Size)
 			}
 		}
 	case e.m.Status == http.StatusOK:
 		if _, ok := h["Content-Type"]; !ok {
 			h["Content-Type"] = nil // no sniffing
 		}
-		var mod time.Time
-		if lm, err := http.ParseTime(e.m.Header.Get("Last-Modified")); err == nil {
-			mod = lm
-		}
-		http.ServeContent(w, r, "", mod, body)
+		http.ServeContent(w, r, "", e.m.lastMod, e.reader(f))
 	default:
 		if e.m.Status != http.StatusNoContent {
 			h.Set("Content-Length", strconv.FormatInt(e.m.Size, 10))
 		}
 		w.WriteHeader(e.m.Status)
 		if r.Method != http.MethodHead {
-			_, _ = io.Copy(w, body)
+			_, _ = io.Copy(w, e.reader(f))
 		}
 	}
 	if r.Method != http.MethodHead {
 		c.st.bytesServed.Add(uint64(e.m.Size))
 	}
 	return true
+}
+
+// reader returns the body of an entry: its memory copy or the open file.
+func (e *lookupResult) reader(f *os.File) io.ReadSeeker {
+	if e.body != nil {
+		return bytes.NewReader(e.body)
+	}
+	return f
+}
+
+// hitHead is the prepared header of a plain hit on one entry.
+type hitHead struct {
+	age, ttl int64
+	header   http.Header // shared by every answer: never modified
+}
+
+// hitHeader returns the whole header of a plain fresh hit (status 200, no
+// range, no precondition) on m with the given Age and ttl in seconds. The
+// result is shared: callers copy its entries, never modify its values.
+func (c *Cache) hitHeader(m *meta, age, ttl int64) http.Header {
+	if hh := m.hit.Load(); hh != nil && hh.age == age && hh.ttl == ttl {
+		return hh.header
+	}
+	h := make(http.Header, len(m.Header)+5)
+	for k, vs := range m.Header {
+		h[k] = vs[:len(vs):len(vs)] // an append elsewhere copies
+	}
+	h["Age"] = []string{strconv.FormatInt(min(age, maxDelta), 10)}
+	h["Cache-Status"] = []string{c.cfg.Name + "; hit; ttl=" + strconv.FormatInt(ttl, 10)}
+	h["Content-Length"] = []string{strconv.FormatInt(m.Size, 10)}
+	if _, ok := h["Content-Type"]; !ok {
+		h["Content-Type"] = nil // no sniffing
+	}
+	h["Accept-Ranges"] = []string{"bytes"}
+	m.hit.Store(&hitHead{age: age, ttl: ttl, header: h})
+	return h
 }
 
 // rangeOrConditional reports whether a request has a field that
@@ -543,7 +616,7 @@ func newMeta(key string, req *http.Request, resp *http.Response, reqTime, respTi
 // updates this entry; the fields that describe the stored body (its
 // validator, length, encoding, range and digest) are kept.
 func merge304(old *meta, resp *http.Response, reqTime, respTime time.Time) *meta {
-	m := *old
+	m := old.clone()
 	m.Header = old.Header.Clone()
 	h := resp.Header.Clone()
 	removeHop(h)
@@ -557,7 +630,7 @@ func merge304(old *meta, resp *http.Response, reqTime, respTime time.Time) *meta
 	m.AgeValue = parseAge(resp.Header.Values("Age"))
 	m.ReqTime, m.RespTime = reqTime.UnixNano(), respTime.UnixNano()
 	m.prepare()
-	return &m
+	return m
 }
 
 // storable applies RFC 9111 §3 for a shared cache.

@@ -85,3 +85,35 @@ func TestHitsOverTCP(t *testing.T) {
 	assert.EqualValues(t, 2, st.Misses)
 	assert.EqualValues(t, 2*(3+3), st.Hits)
 }
+
+// addingWriter adds a field to the header when it is written, as a
+// wrapping middleware might.
+type addingWriter struct{ http.ResponseWriter }
+
+func (w addingWriter) WriteHeader(code int) {
+	w.Header().Add("Cache-Status", "outer")
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w addingWriter) Write(b []byte) (int, error) { return w.ResponseWriter.Write(b) }
+
+func TestPreparedHitHeaderIsNotShared(t *testing.T) {
+	origin := func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=60")
+		w.Header().Add("X-Multi", "a")
+		w.Header().Add("X-Multi", "b")
+		_, _ = w.Write([]byte("body"))
+	}
+	c, _, _ := newCache(t, origin, proxycache.Config{})
+	wrapped := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { c.ServeHTTP(addingWriter{w}, r) })
+	for i := range 4 {
+		r := do(t, wrapped, "GET", "/a")
+		cs := r.header.Values("Cache-Status")
+		require.Len(t, cs, 2, "answer %d: %q", i, cs)
+		assert.Equal(t, "outer", cs[1])
+		assert.Equal(t, []string{"a", "b"}, r.header.Values("X-Multi"))
+		if i > 0 {
+			assert.Contains(t, cs[0], "hit")
+		}
+	}
+}

@@ -37,7 +37,7 @@ type store struct {
 	log  *slog.Logger
 	st   *counters
 
-	mu       sync.Mutex
+	mu       sync.RWMutex
 	items    map[string]*item
 	lru      list.List // of *item, most recently used first
 	bytes    int64
@@ -211,11 +211,23 @@ func (s *store) insertLocked(it *item) {
 }
 
 // lookup returns the entry for key, or nil.
-func (s *store) lookup(key string, now time.Time) lookupResult {
+func (s *store) lookup(key []byte, now time.Time) lookupResult {
+	// Most lookups only read: a hot entry whose access time is recent.
+	s.mu.RLock()
+	it := s.items[string(key)]
+	if it == nil {
+		s.mu.RUnlock()
+		return lookupResult{}
+	}
+	if it.hits >= 2 && now.Sub(it.access) <= time.Second {
+		r := lookupResult{key: it.key, rel: it.rel, m: it.m, body: it.body, hot: true}
+		s.mu.RUnlock()
+		return r
+	}
+	s.mu.RUnlock()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	it := s.items[key]
-	if it == nil {
+	if it = s.items[string(key)]; it == nil {
 		return lookupResult{}
 	}
 	if now.Sub(it.access) > time.Second {
@@ -225,7 +237,7 @@ func (s *store) lookup(key string, now time.Time) lookupResult {
 	if it.hits < 2 {
 		it.hits++
 	}
-	return lookupResult{rel: it.rel, m: it.m, body: it.body, hot: it.hits >= 2}
+	return lookupResult{key: it.key, rel: it.rel, m: it.m, body: it.body, hot: it.hits >= 2}
 }
 
 // wantsMemory reports whether a body of m's size may be kept in memory.

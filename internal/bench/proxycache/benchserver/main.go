@@ -17,9 +17,12 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"os/signal"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 
 	"github.com/peerscale/peerscale/proxycache"
 )
@@ -30,7 +33,25 @@ func main() {
 	dir := flag.String("dir", "", "cache directory (proxycache) or document root (fileserver, sendfile)")
 	origin := flag.String("origin", "", "origin URL (proxycache)")
 	host := flag.String("host", "127.0.0.1", "host name the proxy serves (proxycache)")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile there until SIGINT or SIGTERM")
 	flag.Parse()
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			log.Fatal(err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			log.Fatal(err)
+		}
+		sig := make(chan os.Signal, 1)
+		signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+		go func() {
+			<-sig
+			pprof.StopCPUProfile()
+			f.Close()
+			os.Exit(0)
+		}()
+	}
 	var h http.Handler
 	switch *mode {
 	case "origin":
