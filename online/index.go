@@ -2,11 +2,11 @@ package online
 
 import (
 	"math"
-	"math/bits"
-	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/peerscale/peerscale/skiplist"
 )
 
 // DefaultWindow is how long a user stays online after its last hit when
@@ -53,15 +53,17 @@ type IndexStats struct {
 // answering how many are online (Count, O(1)), who is on a URL newest first
 // (OnURL, O(limit)) and where a user is (Lookup, O(1)).
 //
-// Three indexes share one record per user: a Go map by user name (a
-// deliberate choice: 60–80 ns per lookup against 1–1.6 µs for a skiplist at
-// 100,000 users), a skiplist per URL ordered by time and one skiplist of all
-// users ordered by time. The skiplist towers are inside the record, so a
+// One record per user is stored once, in a skiplist.Table, and ordered by
+// two of its indexes: a skiplist.GroupIndex ordering the users of each URL
+// by last hit, and a skiplist.Index of all users ordered by last hit. A Go
+// map from user name to the record's entry is the third index (a
+// deliberate choice: 60–80 ns per lookup against 1–1.6 µs for a skiplist
+// at 100,000 users). Each entry carries its links in both orderings, so a
 // hit that moves a user to another URL unlinks it from its old places
-// through its own links and appends it to the new ones, and Expire pops the
-// oldest users from the front: neither searches. A hit older than the
-// newest records it joins (clock skew between web servers) is placed by one
-// search, O(log n).
+// through its own links and appends it to the new ones, and Expire pops
+// the oldest users from the front of the time order: neither searches. A
+// hit older than the newest records it joins (clock skew between web
+// servers) is placed by one search from the back, O(log d) for d places.
 //
 // Hits are idempotent and commutative within the window: a hit older than
 // the user's last hit is ignored, never replaces it (OutOfOrder), and a hit
@@ -80,14 +82,32 @@ type Index struct {
 	maxUsers int
 
 	mu     sync.RWMutex
-	users  map[string]*rec
+	users  map[string]*skiplist.Entry[rec]
 	urls   map[string]*urlList
-	all    slist
+	tab    *skiplist.Table[rec]
+	byTime *skiplist.Index[rec, int64]
+	byURL  *skiplist.GroupIndex[rec, int64]
 	cutoff atomic.Int64 // hits at or before this are expired; only grows
-	rng    uint64
 	st     IndexStats
 	count  atomic.Int64
 }
+
+// rec is one tracked user's last hit.
+type rec struct {
+	user string
+	url  *urlList
+	t    int64 // Unix milliseconds
+}
+
+// urlList is a URL and the users whose last hit was on it.
+type urlList struct {
+	name  string
+	users skiplist.Group[rec]
+}
+
+func recTime(r *rec) int64               { return r.t }
+func recURL(r *rec) *skiplist.Group[rec] { return &r.url.users }
+func (r *rec) visit() Visit              { return Visit{User: r.user, URL: r.url.name, Time: time.UnixMilli(r.t)} }
 
 // NewIndex returns an empty Index.
 func NewIndex(cfg Config) *Index {
@@ -100,14 +120,16 @@ func NewIndex(cfg Config) *Index {
 	if cfg.MaxUsers <= 0 {
 		cfg.MaxUsers = DefaultMaxUsers
 	}
+	tab := skiplist.NewTable[rec]()
 	x := &Index{
 		window:   max(cfg.Window.Milliseconds(), 1),
 		now:      cfg.Now,
 		maxUsers: cfg.MaxUsers,
-		users:    make(map[string]*rec),
+		users:    make(map[string]*skiplist.Entry[rec]),
 		urls:     make(map[string]*urlList),
-		all:      slist{kind: byTime},
-		rng:      rand.Uint64() | 1,
+		tab:      tab,
+		byTime:   skiplist.NewIndex(tab, skiplist.Multi, recTime),
+		byURL:    skiplist.NewGroupIndex(tab, recURL, recTime),
 	}
 	x.cutoff.Store(math.MinInt64)
 	return x
@@ -115,16 +137,6 @@ func NewIndex(cfg Config) *Index {
 
 // Window returns the configured window.
 func (x *Index) Window() time.Duration { return time.Duration(x.window) * time.Millisecond }
-
-// randomHeight draws a tower height with P(h > k) = 4^-k.
-func (x *Index) randomHeight() int {
-	r := x.rng
-	r ^= r << 13
-	r ^= r >> 7
-	r ^= r << 17
-	x.rng = r
-	return min(1+bits.TrailingZeros64(r)/2, maxLevel)
-}
 
 // Hit records that user loaded url at t. It reports whether the hit was
 // applied: false when t is older than the user's last hit or at or before
@@ -152,13 +164,13 @@ func (x *Index) hit(user, url string, ms int64) bool {
 		x.st.Stale++
 		return false
 	}
-	r := x.users[user]
-	if r != nil {
+	if e := x.users[user]; e != nil {
+		r := e.Value()
 		if ms < r.t {
 			x.st.OutOfOrder++
 			return false
 		}
-		x.move(r, x.urls[url], url, ms)
+		x.move(e, r, x.urls[url], url, ms)
 		return true
 	}
 	x.add(user, x.urls[url], url, ms)
@@ -170,8 +182,8 @@ func (x *Index) hitBytes(user, url []byte, ms int64) bool {
 		x.st.Stale++
 		return false
 	}
-	r := x.users[string(user)]
-	if r != nil {
+	if e := x.users[string(user)]; e != nil {
+		r := e.Value()
 		if ms < r.t {
 			x.st.OutOfOrder++
 			return false
@@ -180,7 +192,7 @@ func (x *Index) hitBytes(user, url []byte, ms int64) bool {
 		if ul.name != string(url) {
 			ul = x.urls[string(url)]
 		}
-		x.move(r, ul, urlName(ul, url), ms)
+		x.move(e, r, ul, urlName(ul, url), ms)
 		return true
 	}
 	ul := x.urls[string(url)]
@@ -197,50 +209,44 @@ func urlName(ul *urlList, url []byte) string {
 	return string(url)
 }
 
-// move relinks an existing user at (url, ms); ul is the URL's list if it
-// exists.
-func (x *Index) move(r *rec, ul *urlList, url string, ms int64) {
+// move updates the entry e of an existing user, whose record is r, to
+// (url, ms); ul is the URL's list if it exists.
+func (x *Index) move(e *skiplist.Entry[rec], r rec, ul *urlList, url string, ms int64) {
 	x.st.Hits++
-	x.all.remove(r)
 	old := r.url
-	old.s.remove(r)
 	if ul == nil {
-		if old.s.n == 0 {
-			// Reuse the emptied list for the new URL.
+		if old.users.Len() == 1 {
+			// The user is alone on its old URL: rename that list.
 			delete(x.urls, old.name)
 			old.name = url
 			ul = old
 		} else {
-			ul = &urlList{name: url, s: slist{kind: byURL}}
+			ul = &urlList{name: url}
 		}
 		x.urls[url] = ul
-	} else if old != ul && old.s.n == 0 {
-		delete(x.urls, old.name)
 	}
 	r.url, r.t = ul, ms
-	x.all.insert(r)
-	ul.s.insert(r)
+	// The table has no unique index and e is in it: Update cannot fail.
+	_ = x.tab.Update(e, r)
+	if old != ul && old.users.Len() == 0 {
+		delete(x.urls, old.name)
+	}
 }
 
 func (x *Index) add(user string, ul *urlList, url string, ms int64) {
 	x.st.Hits++
 	if len(x.users) >= x.maxUsers {
-		x.drop(x.all.first())
+		x.drop(x.byTime.Front())
 		x.st.Evicted++
 		x.count.Add(-1)
 		ul = x.urls[url] // the eviction may have emptied it
 	}
 	if ul == nil {
-		ul = &urlList{name: url, s: slist{kind: byURL}}
+		ul = &urlList{name: url}
 		x.urls[url] = ul
 	}
-	r := &rec{user: user, url: ul, t: ms}
-	if h := x.randomHeight(); h > 1 {
-		r.up = make([]link, 2*(h-1))
-	}
-	x.users[user] = r
-	x.all.insert(r)
-	ul.s.insert(r)
+	e, _ := x.tab.Insert(rec{user: user, url: ul, t: ms}) // no unique index: cannot fail
+	x.users[user] = e
 	x.count.Add(1)
 }
 
@@ -262,8 +268,8 @@ func (x *Index) Expire() int {
 	}
 	// Fast path under the read lock: nobody to remove.
 	x.mu.RLock()
-	f := x.all.first()
-	none := f == nil || f.t > c
+	f := x.byTime.Front()
+	none := f == nil || x.byTime.Key(f) > c
 	x.mu.RUnlock()
 	if none {
 		return 0
@@ -271,8 +277,8 @@ func (x *Index) Expire() int {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	n := 0
-	for r := x.all.first(); r != nil && r.t <= c; r = x.all.first() {
-		x.drop(r)
+	for e := x.byTime.Front(); e != nil && x.byTime.Key(e) <= c; e = x.byTime.Front() {
+		x.drop(e)
 		n++
 	}
 	if n > 0 {
@@ -282,13 +288,12 @@ func (x *Index) Expire() int {
 	return n
 }
 
-// drop removes r from every index.
-func (x *Index) drop(r *rec) {
-	x.all.remove(r)
-	ul := r.url
-	ul.s.remove(r)
-	if ul.s.n == 0 {
-		delete(x.urls, ul.name)
+// drop removes e from every index.
+func (x *Index) drop(e *skiplist.Entry[rec]) {
+	r := e.Value()
+	x.tab.Remove(e)
+	if r.url.users.Len() == 0 {
+		delete(x.urls, r.url.name)
 	}
 	delete(x.users, r.user)
 }
@@ -301,15 +306,12 @@ func (x *Index) Count() int { return int(x.count.Load()) }
 func (x *Index) Lookup(user string) (Visit, bool) {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
-	r := x.users[user]
-	if r == nil {
+	e := x.users[user]
+	if e == nil {
 		return Visit{}, false
 	}
+	r := e.Value()
 	return r.visit(), true
-}
-
-func (r *rec) visit() Visit {
-	return Visit{User: r.user, URL: r.url.name, Time: time.UnixMilli(r.t)}
 }
 
 // OnURL returns the users whose last hit was on url, newest first, at most
@@ -323,7 +325,7 @@ func (x *Index) OnURL(url string, limit int) []Visit {
 func (x *Index) AppendOnURL(dst []Visit, url string, limit int) []Visit {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
-	return appendURL(dst, x.urls[url], limit)
+	return x.appendURL(dst, x.urls[url], limit)
 }
 
 // CountURL returns the number of users whose last hit was on url.
@@ -331,7 +333,7 @@ func (x *Index) CountURL(url string) int {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
 	if ul := x.urls[url]; ul != nil {
-		return ul.s.n
+		return ul.users.Len()
 	}
 	return 0
 }
@@ -359,10 +361,11 @@ func (x *Index) Stats() IndexStats {
 func (x *Index) lookupBytes(user []byte) (url string, ms int64, ok bool) {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
-	r := x.users[string(user)]
-	if r == nil {
+	e := x.users[string(user)]
+	if e == nil {
 		return "", 0, false
 	}
+	r := e.Value()
 	return r.url.name, r.t, true
 }
 
@@ -370,18 +373,19 @@ func (x *Index) lookupBytes(user []byte) (url string, ms int64, ok bool) {
 func (x *Index) appendOnURLBytes(dst []Visit, url []byte, limit int) []Visit {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
-	return appendURL(dst, x.urls[string(url)], limit)
+	return x.appendURL(dst, x.urls[string(url)], limit)
 }
 
-func appendURL(dst []Visit, ul *urlList, limit int) []Visit {
+func (x *Index) appendURL(dst []Visit, ul *urlList, limit int) []Visit {
 	if ul == nil {
 		return dst
 	}
-	if limit <= 0 || limit > ul.s.n {
-		limit = ul.s.n
+	if n := ul.users.Len(); limit <= 0 || limit > n {
+		limit = n
 	}
 	dst = growVisits(dst, limit)
-	for r := ul.s.last(); r != nil && limit > 0; r = r.u0.prev {
+	for e := x.byURL.Back(&ul.users); e != nil && limit > 0; e = x.byURL.Prev(e) {
+		r := e.Value()
 		dst = append(dst, Visit{User: r.user, URL: ul.name, Time: time.UnixMilli(r.t)})
 		limit--
 	}

@@ -13,6 +13,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/peerscale/peerscale/skiplist"
 )
 
 // fakeClock is a settable clock for Config.Now.
@@ -107,52 +109,58 @@ func (m *model) urls() map[string]int {
 	return c
 }
 
-// checkInvariants verifies the internal structure: both kinds of list
-// sorted, linked both ways at every level, and consistent with the maps.
+// checkInvariants verifies the internal structure: the time order and
+// every URL's order sorted and walkable both ways, and consistent with the
+// maps. (Package skiplist's tests check the links at every level.)
 func checkInvariants(t testing.TB, x *Index) {
 	t.Helper()
-	checkList(t, &x.all, nil)
-	require.Equal(t, len(x.users), x.all.n, "time list length")
+	require.Equal(t, len(x.users), x.tab.Len(), "table length")
 	require.Equal(t, len(x.users), x.Count(), "count")
+	checkOrder(t, "time", x.byTime.Front(), x.byTime.Back(), x.byTime.Next, x.byTime.Prev, len(x.users), nil)
 	total := 0
 	for name, ul := range x.urls {
 		require.Equal(t, name, ul.name)
-		require.NotZero(t, ul.s.n, "empty url list %q kept", name)
-		checkList(t, &ul.s, ul)
-		total += ul.s.n
+		n := ul.users.Len()
+		require.NotZero(t, n, "empty url list %q kept", name)
+		checkOrder(t, name, x.byURL.Front(&ul.users), x.byURL.Back(&ul.users), x.byURL.Next, x.byURL.Prev, n, ul)
+		total += n
 	}
 	require.Equal(t, len(x.users), total, "sum of url list lengths")
-	for u, r := range x.users {
-		if u != r.user || x.urls[r.url.name] != r.url {
+	for u, e := range x.users {
+		r := e.Value()
+		if e.Removed() || u != r.user || x.urls[r.url.name] != r.url {
 			t.Fatalf("user %s: record %s on %s not consistent with the maps", u, r.user, r.url.name)
 		}
 	}
 }
 
-func checkList(t testing.TB, s *slist, ul *urlList) {
+func checkOrder(t testing.TB, what string, front, back *skiplist.Entry[rec], next, prev func(*skiplist.Entry[rec]) *skiplist.Entry[rec], n int, ul *urlList) {
 	t.Helper()
-	for i := range s.head {
-		n := 0
-		var prev *rec
-		for r := s.head[i].next; r != nil; r = r.lk(s.kind, i).next {
-			if r.lk(s.kind, i).prev != prev {
-				t.Fatalf("kind %d level %d: back link of %s broken", s.kind, i, r.user)
-			}
-			if prev != nil && prev.t > r.t {
-				t.Fatalf("kind %d level %d: %s (%d) before %s (%d)", s.kind, i, prev.user, prev.t, r.user, r.t)
-			}
-			if ul != nil && r.url != ul {
-				t.Fatalf("%s linked in list of %s but points to %s", r.user, ul.name, r.url.name)
-			}
-			prev = r
-			n++
+	var fwd []*skiplist.Entry[rec]
+	var last *rec
+	for e := front; e != nil; e = next(e) {
+		r := e.Value()
+		if last != nil && last.t > r.t {
+			t.Fatalf("%s: %s (%d) before %s (%d)", what, last.user, last.t, r.user, r.t)
 		}
-		if s.head[i].prev != prev {
-			t.Fatalf("kind %d level %d: tail pointer wrong", s.kind, i)
+		if ul != nil && r.url != ul {
+			t.Fatalf("%s linked in list of %s but points to %s", r.user, ul.name, r.url.name)
 		}
-		if i == 0 && n != s.n {
-			t.Fatalf("kind %d: %d linked, n = %d", s.kind, n, s.n)
+		last = &r
+		fwd = append(fwd, e)
+	}
+	if len(fwd) != n {
+		t.Fatalf("%s: %d linked, want %d", what, len(fwd), n)
+	}
+	i := len(fwd)
+	for e := back; e != nil; e = prev(e) {
+		i--
+		if i < 0 || fwd[i] != e {
+			t.Fatalf("%s: backward walk differs at %d", what, i)
 		}
+	}
+	if i != 0 {
+		t.Fatalf("%s: backward walk stops at %d", what, i)
 	}
 }
 
