@@ -18,7 +18,7 @@ import "unsafe"
 // Slot 0 of chunk 0 of the top class is the head sentinel of the Map,
 // which lives in the Map itself.
 const (
-	slotBits   = 10 // chunks hold at most 1<<slotBits elements
+	slotBits   = 12 // chunks hold fewer than 1<<slotBits elements
 	slotMask   = 1<<slotBits - 1
 	classShift = 29
 	chunkMask  = 1<<(classShift-slotBits) - 1
@@ -49,14 +49,18 @@ func classOf(h int) int {
 
 // chunkLen is the number of elements in the j-th chunk of a class: small
 // first chunks keep small maps small, large ones amortise allocations.
+// The lengths are one short of a power of two so that, with the owner
+// word, a large chunk fills whole pages (every stride is a multiple of 8).
 func chunkLen(j int) int {
-	switch {
-	case j == 0:
+	switch j {
+	case 0:
 		return 8
-	case j < 3:
-		return 64
+	case 1:
+		return 63
+	case 2:
+		return 511
 	default:
-		return 1 << slotBits
+		return 1<<slotBits - 1
 	}
 }
 
@@ -105,11 +109,14 @@ func newChunkOf[K, V, T any](a *arena[K, V], n int) unsafe.Pointer {
 	case 8:
 		c := &chunk[K, V, [8]T]{owner: a}
 		return unsafe.Pointer(&c.nodes)
-	case 64:
-		c := &chunk[K, V, [64]T]{owner: a}
+	case 63:
+		c := &chunk[K, V, [63]T]{owner: a}
+		return unsafe.Pointer(&c.nodes)
+	case 511:
+		c := &chunk[K, V, [511]T]{owner: a}
 		return unsafe.Pointer(&c.nodes)
 	default:
-		c := &chunk[K, V, [1 << slotBits]T]{owner: a}
+		c := &chunk[K, V, [1<<slotBits - 1]T]{owner: a}
 		return unsafe.Pointer(&c.nodes)
 	}
 }

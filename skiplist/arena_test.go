@@ -31,7 +31,7 @@ func TestArenaLayout(t *testing.T) {
 	for h := 1; h <= maxLevel; h++ {
 		count := 20
 		if h <= 2 {
-			count = 1100
+			count = 600
 		}
 		for i := range count {
 			key, val := fmt.Sprintf("k%d-%d", h, i), h*100000+i
@@ -69,7 +69,7 @@ func TestArenaLayout(t *testing.T) {
 	// The head resolves to the Map's own tower.
 	assert.Same(t, m.first(), a.ptr(headID))
 	assert.Same(t, &m.head.links[maxLevel], m.first().at(maxLevel))
-	// Chunks of every length were used: class 0 has 8 + 64 + 64 + 1024 slots.
+	// Chunks of every length were used: class 0 has 8 + 63 + 511 + 4095 slots.
 	assert.Len(t, a.cls[0].chunks, 4)
 }
 
