@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/binary"
+	"fmt"
 	"io"
 	"net"
 	"slices"
@@ -81,51 +82,67 @@ func BenchmarkFIFO(b *testing.B) {
 		name           string
 		members, sends int
 	}{{"members=3/senders=1", 3, 1}, {"members=5/senders=5", 5, 5}} {
-		b.Run(tc.name, func(b *testing.B) {
-			bs, gs := benchCluster(b, tc.members)
-			d := startDrain(gs)
-			data := make([]byte, benchSize)
-			b.ReportAllocs()
-			start, cpu0 := time.Now(), cpuTime()
-			var total int64
-			var wg sync.WaitGroup
-			// b.Loop drives sender 0; the other senders keep pace.
-			var stop atomic.Bool
-			counts := make([]int64, tc.sends)
-			for i := 1; i < tc.sends; i++ {
-				wg.Go(func() {
-					for !stop.Load() {
-						if bs[i].Send(context.Background(), "g", bus.FIFO, data) != nil {
-							return
-						}
-						counts[i]++
-					}
-				})
-			}
-			for b.Loop() {
-				if err := bs[0].Send(context.Background(), "g", bus.FIFO, data); err != nil {
-					b.Fatal(err)
+		b.Run(tc.name, func(b *testing.B) { benchSends(b, bus.FIFO, tc.members, tc.sends) })
+	}
+}
+
+// BenchmarkAgreed measures Agreed throughput on loopback with 200-byte
+// messages, every member sending: three members, and five.
+func BenchmarkAgreed(b *testing.B) {
+	for _, tc := range []struct{ members, sends int }{{3, 1}, {3, 3}, {5, 5}} {
+		b.Run(fmt.Sprintf("members=%d/senders=%d", tc.members, tc.sends), func(b *testing.B) { benchSends(b, bus.Agreed, tc.members, tc.sends) })
+	}
+}
+
+func benchSends(b *testing.B, level bus.Level, members, sends int) {
+	bs, gs := benchCluster(b, members)
+	d := startDrain(gs)
+	data := make([]byte, benchSize)
+	b.ReportAllocs()
+	start, cpu0 := time.Now(), cpuTime()
+	var total int64
+	var wg sync.WaitGroup
+	// b.Loop drives sender 0; the other senders keep pace.
+	var stop atomic.Bool
+	counts := make([]int64, sends)
+	for i := 1; i < sends; i++ {
+		wg.Go(func() {
+			for !stop.Load() {
+				if bs[i].Send(context.Background(), "g", level, data) != nil {
+					return
 				}
-				counts[0]++
+				counts[i]++
 			}
-			stop.Store(true)
-			wg.Wait()
-			for _, c := range counts {
-				total += c
-			}
-			d.wait(b, total)
-			el := time.Since(start)
-			b.ReportMetric(float64((cpuTime()-cpu0).Nanoseconds())/float64(total)/1000, "cpu-µs/send")
-			b.ReportMetric(float64(total)/el.Seconds(), "sends/s")
-			b.ReportMetric(float64(total*int64(tc.members))/el.Seconds(), "deliveries/s")
 		})
 	}
+	for b.Loop() {
+		if err := bs[0].Send(context.Background(), "g", level, data); err != nil {
+			b.Fatal(err)
+		}
+		counts[0]++
+	}
+	stop.Store(true)
+	wg.Wait()
+	for _, c := range counts {
+		total += c
+	}
+	d.wait(b, total)
+	el := time.Since(start)
+	b.ReportMetric(float64((cpuTime()-cpu0).Nanoseconds())/float64(total)/1000, "cpu-µs/send")
+	b.ReportMetric(float64(total)/el.Seconds(), "sends/s")
+	b.ReportMetric(float64(total*int64(members))/el.Seconds(), "deliveries/s")
 }
 
 // BenchmarkFIFOLatency measures one-way latency with three members all
 // sending FIFO at 1,000 messages/s each (one op is one millisecond tick in
 // which each member sends one message).
-func BenchmarkFIFOLatency(b *testing.B) {
+func BenchmarkFIFOLatency(b *testing.B) { benchLatency(b, bus.FIFO) }
+
+// BenchmarkAgreedLatency is BenchmarkFIFOLatency at Agreed: from Send to
+// delivery in the agreed order, at every member.
+func BenchmarkAgreedLatency(b *testing.B) { benchLatency(b, bus.Agreed) }
+
+func benchLatency(b *testing.B, level bus.Level) {
 	bs, gs := benchCluster(b, 3)
 	var mu sync.Mutex
 	var lat []time.Duration
@@ -159,7 +176,7 @@ func BenchmarkFIFOLatency(b *testing.B) {
 		<-tick.C
 		for _, m := range bs {
 			binary.BigEndian.PutUint64(data, uint64(time.Now().UnixNano()))
-			if err := m.Send(b.Context(), "g", bus.FIFO, data); err != nil {
+			if err := m.Send(b.Context(), "g", level, data); err != nil {
 				b.Fatal(err)
 			}
 		}

@@ -59,6 +59,10 @@ type Bus struct {
 	ackPending atomic.Bool
 	tracking   atomic.Int32
 
+	seq   *sequencer
+	outMu sync.Mutex
+	out   map[string]*outbox
+
 	recentMu  sync.Mutex
 	recent    map[bus.MemberID]recentNode
 	liveAddrs map[string]bool
@@ -115,7 +119,9 @@ func New(name string, cfg Config) (*Bus, error) {
 		evWake:    make(chan struct{}, 1),
 		recent:    make(map[bus.MemberID]recentNode),
 		liveAddrs: make(map[string]bool),
+		out:       make(map[string]*outbox),
 	}
+	b.seq = newSequencer(b)
 	ml, err := memberlist.Create(b.memberlistConfig())
 	if err != nil {
 		cancel()
@@ -130,6 +136,7 @@ func New(name string, cfg Config) (*Bus, error) {
 	}
 	b.wg.Go(b.acceptLoop)
 	b.wg.Go(b.manage)
+	b.wg.Go(b.seq.loop)
 	if cfg.RejoinInterval > 0 {
 		b.wg.Go(b.rejoinLoop)
 	}
@@ -267,8 +274,8 @@ func (b *Bus) leave(ctx context.Context, h *group) error {
 
 // Send multicasts data to the members of group in the latest view this
 // member knows. Unreliable never blocks; the other levels wait while the
-// window to a member, or this member's own queue, is full. Causal, Agreed
-// and Safe return bus.ErrUnsupportedLevel.
+// window to a member, or this member's own queue, is full. Causal is
+// provided as Agreed; Safe returns bus.ErrUnsupportedLevel.
 func (b *Bus) Send(ctx context.Context, name string, level bus.Level, data []byte) error {
 	if err := bus.ValidateGroup(name); err != nil {
 		return err
@@ -276,11 +283,14 @@ func (b *Bus) Send(ctx context.Context, name string, level bus.Level, data []byt
 	if !level.Valid() {
 		return fmt.Errorf("%w: %d", bus.ErrBadLevel, level)
 	}
-	if level.Total() {
+	if level == bus.Safe {
 		return fmt.Errorf("%w: %s", bus.ErrUnsupportedLevel, level)
 	}
 	if len(data) > b.cfg.MaxMessageSize {
 		return fmt.Errorf("%w: %d bytes, limit %d", bus.ErrTooLarge, len(data), b.cfg.MaxMessageSize)
+	}
+	if level.Total() {
+		return b.sendTotal(ctx, name, level, data)
 	}
 	var buf [8]*link
 	links := buf[:0]
@@ -352,6 +362,10 @@ func (b *Bus) Send(ctx context.Context, name string, level bus.Level, data []byt
 // deliver hands a message received from a peer to the joined group. It
 // never blocks: the sender holds back beyond the credit this member gave.
 func (b *Bus) deliver(l *link, m dataMsg) {
+	if m.Level.Total() {
+		b.deliverTotal(l, l.peer, m, false)
+		return
+	}
 	b.mu.RLock()
 	h := b.joined[m.Group]
 	b.mu.RUnlock()
@@ -401,9 +415,8 @@ func (b *Bus) applyView(v viewMsg) {
 	b.viewCh = make(chan struct{})
 	b.mu.Unlock()
 	b.stats.views.Add(1)
-	if h != nil && !h.onView(&v, b.self) {
-		b.log.Warn("view excludes this member; asking again", "view", v.ID.String(), "group", v.Group)
-		b.post(event{kind: evLocal})
+	if h != nil {
+		b.afterOrder(h, h.onOrderedView(&v, b.self))
 	}
 }
 

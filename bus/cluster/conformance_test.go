@@ -45,8 +45,8 @@ func (n *network) Partition(t testing.TB, sides ...[]bus.Bus) {
 
 func (n *network) Heal(t testing.TB) {}
 
-// Supports leaves out the total orders until the sequencer exists.
-func (n *network) Supports(l bus.Level) bool { return !l.Total() }
+// Supports leaves out Safe.
+func (n *network) Supports(l bus.Level) bool { return l != bus.Safe }
 
 var (
 	_ bustest.Network = (*network)(nil)

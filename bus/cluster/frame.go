@@ -22,11 +22,17 @@ const (
 	fBye    byte = 8
 	fSynced byte = 9
 	fCredit byte = 10
+	// Agreed order (agreed.go).
+	fOrder    byte = 11 // sequencer → members: order tokens
+	fFwd      byte = 12 // a payload passed on by another member
+	fProgress byte = 13 // member → sequencer: last order delivered
+	fFlushReq byte = 14 // coordinator → member: pass on your order tail
+	fFlush    byte = 15 // member → member: order entries after a failover
 )
 
 func sequenced(t byte) bool {
 	switch t {
-	case fData, fView, fState, fStable, fSynced, fCredit:
+	case fData, fView, fState, fStable, fSynced, fCredit, fOrder, fFwd, fProgress, fFlushReq, fFlush:
 		return true
 	}
 	return false
@@ -235,12 +241,27 @@ func decodeHello(p []byte) (hello, error) {
 	return h, d.done("hello")
 }
 
-// dataBody is the shared part of a data frame: the same bytes go on every
-// link a message is multicast on.
+// encodeData returns the shared part of a data frame: the same bytes go on
+// every link a message is multicast on.
 func encodeData(level bus.Level, viewSeq uint64, group string, payload []byte) []byte {
-	b := make([]byte, 0, 2+binary.MaxVarintLen64*2+len(group)+len(payload))
+	return encodeTotal(level, viewSeq, 0, 0, group, payload)
+}
+
+// Flags of a totally ordered message.
+const (
+	flagOpen = 1 // from a non-member: the sequencer passes it on to late joiners
+)
+
+// encodeTotal is encodeData with the sender's sequence number of the
+// group and flags, which messages of the total levels carry.
+func encodeTotal(level bus.Level, viewSeq, seq uint64, flags byte, group string, payload []byte) []byte {
+	b := make([]byte, 0, 3+binary.MaxVarintLen64*3+len(group)+len(payload))
 	b = append(b, byte(level))
 	b = binary.AppendUvarint(b, viewSeq)
+	if level.Total() {
+		b = binary.AppendUvarint(b, seq)
+		b = append(b, flags)
+	}
 	b = putStr(b, group)
 	return append(b, payload...)
 }
@@ -248,6 +269,8 @@ func encodeData(level bus.Level, viewSeq uint64, group string, payload []byte) [
 type dataMsg struct {
 	Level   bus.Level
 	ViewSeq uint64
+	Seq     uint64 // total levels: the sender's sequence number in the group
+	Flags   byte   // total levels
 	Group   string
 	Payload []byte // aliases the record
 }
@@ -257,6 +280,13 @@ func decodeData(p []byte) (dataMsg, error) {
 	d := dec{b: p}
 	m.Level = bus.Level(d.byte1("level"))
 	m.ViewSeq = d.uvarint("view")
+	if m.Level.Total() {
+		m.Seq = d.uvarint("sequence")
+		m.Flags = d.byte1("flags")
+		if d.err == nil && m.Flags&^flagOpen != 0 {
+			d.fail("flags")
+		}
+	}
 	n := d.uvarint("group")
 	if n > bus.MaxGroupName {
 		d.fail("group too long")
@@ -281,6 +311,11 @@ type viewMsg struct {
 	ID       bus.ViewID
 	Members  []bus.MemberID
 	Previous []bus.ViewID
+	// Ord is the view's position in the group's Agreed order.
+	Ord uint64
+	// Reset marks the first view of a new sequencer: entries of the
+	// order before Ord that a member still misses are skipped.
+	Reset bool
 }
 
 func (v *viewMsg) append(b []byte) []byte {
@@ -296,7 +331,12 @@ func (v *viewMsg) append(b []byte) []byte {
 		b = binary.AppendUvarint(b, p.Seq)
 		b = putMember(b, p.Coord)
 	}
-	return b
+	b = binary.AppendUvarint(b, v.Ord)
+	r := byte(0)
+	if v.Reset {
+		r = 1
+	}
+	return append(b, r)
 }
 
 func (d *dec) view() viewMsg {
@@ -313,6 +353,14 @@ func (d *dec) view() viewMsg {
 	for range n {
 		seq := d.uvarint("previous seq")
 		v.Previous = append(v.Previous, bus.ViewID{Seq: seq, Coord: d.member("previous coord")})
+	}
+	v.Ord = d.uvarint("view order")
+	switch d.byte1("view reset") {
+	case 0:
+	case 1:
+		v.Reset = true
+	default:
+		d.fail("view reset flag")
 	}
 	if d.err == nil {
 		if err := bus.ValidateGroup(v.Group); err != nil {
@@ -333,6 +381,25 @@ func decodeView(p []byte) (viewMsg, error) {
 type stateMsg struct {
 	Joined []string
 	Views  []viewMsg
+	// Orders is, for each joined group, how far this member has received
+	// the group's Agreed order (for a new sequencer's flush).
+	Orders []orderState
+}
+
+// orderState is a member's progress in one group's Agreed order.
+type orderState struct {
+	Group string
+	// Recv is the last order position received without a gap, Stable the
+	// last one known delivered everywhere (retained entries start after
+	// it).
+	Recv, Stable uint64
+	// High holds, per sender, the highest sequence number ordered.
+	High []senderSeq
+}
+
+type senderSeq struct {
+	Sender bus.MemberID
+	Seq    uint64
 }
 
 func (s *stateMsg) encode() []byte {
@@ -344,6 +411,17 @@ func (s *stateMsg) encode() []byte {
 	b = binary.AppendUvarint(b, uint64(len(s.Views)))
 	for i := range s.Views {
 		b = s.Views[i].append(b)
+	}
+	b = binary.AppendUvarint(b, uint64(len(s.Orders)))
+	for _, o := range s.Orders {
+		b = putStr(b, o.Group)
+		b = binary.AppendUvarint(b, o.Recv)
+		b = binary.AppendUvarint(b, o.Stable)
+		b = binary.AppendUvarint(b, uint64(len(o.High)))
+		for _, h := range o.High {
+			b = putMember(b, h.Sender)
+			b = binary.AppendUvarint(b, h.Seq)
+		}
 	}
 	return b
 }
@@ -359,9 +437,22 @@ func decodeState(p []byte) (stateMsg, error) {
 		}
 		s.Joined = append(s.Joined, g)
 	}
-	n = d.count(14, "views")
+	n = d.count(16, "views")
 	for range n {
 		s.Views = append(s.Views, d.view())
+	}
+	n = d.count(5, "orders")
+	for range n {
+		var o orderState
+		o.Group = d.str(bus.MaxGroupName, "order group")
+		o.Recv = d.uvarint("order received")
+		o.Stable = d.uvarint("order stable")
+		k := d.count(10, "order senders")
+		for range k {
+			m := d.member("order sender")
+			o.High = append(o.High, senderSeq{m, d.uvarint("order seq")})
+		}
+		s.Orders = append(s.Orders, o)
 	}
 	return s, d.done("state")
 }
@@ -417,4 +508,168 @@ func decodeMeta(p []byte) (meta, error) {
 	m.Boot = int64(d.u64("boot"))
 	m.DataAddr = d.str(maxAddrLen, "data address")
 	return m, d.done("meta")
+}
+
+// token names one message of the Agreed order: its sender and the
+// sender's sequence number in the group.
+type token struct {
+	Sender bus.MemberID
+	Seq    uint64
+}
+
+// orderMsg is a batch of tokens: positions First, First+1, ... of the
+// group's order. Stable is the last position every member delivered.
+type orderMsg struct {
+	Group  string
+	First  uint64
+	Stable uint64
+	Tokens []token
+}
+
+func (o *orderMsg) encode() []byte {
+	b := putStr(nil, o.Group)
+	b = binary.AppendUvarint(b, o.First)
+	b = binary.AppendUvarint(b, o.Stable)
+	b = binary.AppendUvarint(b, uint64(len(o.Tokens)))
+	for _, t := range o.Tokens {
+		b = putMember(b, t.Sender)
+		b = binary.AppendUvarint(b, t.Seq)
+	}
+	return b
+}
+
+func decodeOrder(p []byte) (orderMsg, error) {
+	var o orderMsg
+	d := dec{b: p}
+	o.Group = d.str(bus.MaxGroupName, "order group")
+	o.First = d.uvarint("order first")
+	o.Stable = d.uvarint("order stable")
+	n := d.count(10, "order tokens")
+	o.Tokens = make([]token, 0, n)
+	for range n {
+		m := d.member("token sender")
+		o.Tokens = append(o.Tokens, token{m, d.uvarint("token seq")})
+	}
+	if d.err == nil && o.First == 0 && len(o.Tokens) > 0 {
+		d.fail("order position 0")
+	}
+	return o, d.done("order")
+}
+
+// encodeFwd wraps the data body of a message from sender that another
+// member passes on.
+func encodeFwd(sender bus.MemberID, body []byte) []byte {
+	return append(putMember(nil, sender), body...)
+}
+
+func decodeFwd(p []byte) (bus.MemberID, dataMsg, error) {
+	d := dec{b: p}
+	m := d.member("forwarded sender")
+	if d.err != nil {
+		return m, dataMsg{}, d.err
+	}
+	dm, err := decodeData(d.b)
+	if err == nil && !dm.Level.Total() {
+		err = fmt.Errorf("%w: forwarded %s message", errMalformed, dm.Level)
+	}
+	return m, dm, err
+}
+
+// encodeProgress reports the last order position delivered in group
+// (fProgress), or asks for the order entries after from up to to
+// (fFlushReq, with to).
+func encodeProgress(group string, pos ...uint64) []byte {
+	b := putStr(nil, group)
+	for _, p := range pos {
+		b = binary.AppendUvarint(b, p)
+	}
+	return b
+}
+
+func decodeProgress(p []byte, n int) (string, []uint64, error) {
+	d := dec{b: p}
+	g := d.str(bus.MaxGroupName, "progress group")
+	pos := make([]uint64, n)
+	for i := range pos {
+		pos[i] = d.uvarint("progress position")
+	}
+	return g, pos, d.done("progress")
+}
+
+// flushEntry is one position of the order passed on after a failover: a
+// token with or without its payload, or a view.
+type flushEntry struct {
+	Ord     uint64
+	Token   token
+	Level   bus.Level // with a payload
+	Payload []byte    // nil: the token alone
+	View    *viewMsg
+}
+
+const (
+	flushToken   = 1
+	flushPayload = 2
+	flushView    = 3
+)
+
+func encodeFlush(group string, es []flushEntry) []byte {
+	b := putStr(nil, group)
+	b = binary.AppendUvarint(b, uint64(len(es)))
+	for _, e := range es {
+		b = binary.AppendUvarint(b, e.Ord)
+		switch {
+		case e.View != nil:
+			b = append(b, flushView)
+			b = e.View.append(b)
+		case e.Payload != nil:
+			b = append(b, flushPayload)
+			b = putMember(b, e.Token.Sender)
+			b = binary.AppendUvarint(b, e.Token.Seq)
+			b = append(b, byte(e.Level))
+			b = binary.AppendUvarint(b, uint64(len(e.Payload)))
+			b = append(b, e.Payload...)
+		default:
+			b = append(b, flushToken)
+			b = putMember(b, e.Token.Sender)
+			b = binary.AppendUvarint(b, e.Token.Seq)
+		}
+	}
+	return b
+}
+
+func decodeFlush(p []byte) (string, []flushEntry, error) {
+	d := dec{b: p}
+	g := d.str(bus.MaxGroupName, "flush group")
+	n := d.count(12, "flush entries")
+	es := make([]flushEntry, 0, n)
+	for range n {
+		e := flushEntry{Ord: d.uvarint("flush position")}
+		switch d.byte1("flush kind") {
+		case flushView:
+			v := d.view()
+			e.View = &v
+		case flushPayload:
+			e.Token.Sender = d.member("flush sender")
+			e.Token.Seq = d.uvarint("flush seq")
+			e.Level = bus.Level(d.byte1("flush level"))
+			if d.err == nil && !e.Level.Total() {
+				d.fail("flush level")
+			}
+			k := d.uvarint("flush payload")
+			e.Payload = d.raw(int(min(k, uint64(len(d.b)+1))), "flush payload")
+			if e.Payload == nil {
+				e.Payload = []byte{}
+			}
+		case flushToken:
+			e.Token.Sender = d.member("flush sender")
+			e.Token.Seq = d.uvarint("flush seq")
+		default:
+			d.fail("flush kind")
+		}
+		if d.err != nil {
+			break
+		}
+		es = append(es, e)
+	}
+	return g, es, d.done("flush")
 }

@@ -41,6 +41,46 @@ func TestFrameRoundTrips(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, dataMsg{Level: bus.FIFO, ViewSeq: 12, Group: "g", Payload: []byte("payload")}, d)
 
+	dt, err := decodeData(encodeTotal(bus.Agreed, 12, 99, flagOpen, "g", []byte("p")))
+	require.NoError(t, err)
+	assert.Equal(t, dataMsg{Level: bus.Agreed, ViewSeq: 12, Seq: 99, Flags: flagOpen, Group: "g", Payload: []byte("p")}, dt)
+
+	vo := v
+	vo.Ord, vo.Reset = 77, true
+	gvo, err := decodeView(vo.append(nil))
+	require.NoError(t, err)
+	assert.Equal(t, vo, gvo)
+
+	sto := stateMsg{Joined: []string{"g"}, Orders: []orderState{{Group: "g", Recv: 9, Stable: 3, High: []senderSeq{{ma, 4}, {mb, 5}}}}}
+	gso, err := decodeState(sto.encode())
+	require.NoError(t, err)
+	assert.Equal(t, sto, gso)
+
+	o := orderMsg{Group: "g", First: 10, Stable: 8, Tokens: []token{{ma, 1}, {mb, 2}}}
+	gof, err := decodeOrder(o.encode())
+	require.NoError(t, err)
+	assert.Equal(t, o, gof)
+
+	from, fd, err := decodeFwd(encodeFwd(mb, encodeTotal(bus.Causal, 1, 2, 0, "g", []byte("x"))))
+	require.NoError(t, err)
+	assert.Equal(t, mb, from)
+	assert.Equal(t, uint64(2), fd.Seq)
+
+	pg, pos, err := decodeProgress(encodeProgress("g", 5, 6), 2)
+	require.NoError(t, err)
+	assert.Equal(t, "g", pg)
+	assert.Equal(t, []uint64{5, 6}, pos)
+
+	es := []flushEntry{
+		{Ord: 1, Token: token{ma, 1}},
+		{Ord: 2, Token: token{mb, 7}, Level: bus.Agreed, Payload: []byte("pay")},
+		{Ord: 3, View: &vo},
+	}
+	fg, ges, err := decodeFlush(encodeFlush("g", es))
+	require.NoError(t, err)
+	assert.Equal(t, "g", fg)
+	assert.Equal(t, es, ges)
+
 	g, seq, err := decodeStable(encodeStable("g", 77))
 	require.NoError(t, err)
 	assert.Equal(t, "g", g)
@@ -76,6 +116,19 @@ func TestFrameRejects(t *testing.T) {
 		"meta short":   func() error { _, err := decodeMeta([]byte{protoVersion, 1, 2}); return err },
 		"frame length": func() error { return eachFrame([]byte{fData, 0x7f, 1}, func(byte, []byte) error { return nil }) },
 		"stable extra": func() error { _, _, err := decodeStable(append(encodeStable("g", 1), 0)); return err },
+		"data flags":   func() error { _, err := decodeData(encodeTotal(bus.Agreed, 1, 1, 0x80, "g", nil)); return err },
+		"order zero": func() error {
+			o := orderMsg{Group: "g", Tokens: []token{{ma, 1}}}
+			_, err := decodeOrder(o.encode())
+			return err
+		},
+		"order count": func() error { _, err := decodeOrder([]byte{1, 'g', 1, 0, 0xff, 0xff, 0x0f}); return err },
+		"fwd level":   func() error { _, _, err := decodeFwd(encodeFwd(ma, encodeData(bus.FIFO, 1, "g", nil))); return err },
+		"flush kind":  func() error { _, _, err := decodeFlush([]byte{1, 'g', 1, 1, 9}); return err },
+		"flush level": func() error {
+			_, _, err := decodeFlush(encodeFlush("g", []flushEntry{{Ord: 1, Token: token{ma, 1}, Level: bus.FIFO, Payload: []byte("x")}}))
+			return err
+		},
 	}
 	for name, f := range cases {
 		err := f()
@@ -95,6 +148,15 @@ func FuzzFrames(f *testing.F) {
 	rec = appendFrame(rec, fState, 3, st.encode())
 	rec = appendFrame(rec, fStable, 4, encodeStable("g", 3))
 	rec = appendFrame(rec, fCredit, 5, encodeCredit("g", 3))
+	rec = appendFrame(rec, fData, 6, encodeTotal(bus.Agreed, 1, 3, flagOpen, "g", []byte("z")))
+	o := orderMsg{Group: "g", First: 4, Stable: 2, Tokens: []token{{ma, 3}}}
+	rec = appendFrame(rec, fOrder, 7, o.encode())
+	rec = appendFrame(rec, fFwd, 8, encodeFwd(ma, encodeTotal(bus.Agreed, 1, 3, 0, "g", []byte("z"))))
+	rec = appendFrame(rec, fProgress, 9, encodeProgress("g", 4))
+	rec = appendFrame(rec, fFlushReq, 10, encodeProgress("g", 1, 4))
+	vo := v
+	vo.Ord = 3
+	rec = appendFrame(rec, fFlush, 11, encodeFlush("g", []flushEntry{{Ord: 3, View: &vo}, {Ord: 4, Token: token{ma, 3}, Level: bus.Agreed, Payload: []byte("z")}}))
 	f.Add(rec)
 	f.Add([]byte{fBye, 0})
 	f.Fuzz(func(t *testing.T, in []byte) {
@@ -110,9 +172,38 @@ func FuzzFrames(f *testing.F) {
 			switch typ {
 			case fData, fUnrel:
 				if m, err := decodeData(body); err == nil {
-					again, err := decodeData(encodeData(m.Level, m.ViewSeq, m.Group, m.Payload))
-					if err != nil || !bytes.Equal(again.Payload, m.Payload) || again.Group != m.Group {
+					again, err := decodeData(encodeTotal(m.Level, m.ViewSeq, m.Seq, m.Flags, m.Group, m.Payload))
+					if err != nil || !bytes.Equal(again.Payload, m.Payload) || again.Group != m.Group || again.Seq != m.Seq {
 						t.Fatalf("data round trip: %v", err)
+					}
+				}
+			case fOrder:
+				if o, err := decodeOrder(body); err == nil {
+					again, err := decodeOrder(o.encode())
+					if err != nil || len(again.Tokens) != len(o.Tokens) {
+						t.Fatalf("order round trip: %v", err)
+					}
+				}
+			case fFwd:
+				if from, m, err := decodeFwd(body); err == nil {
+					if f2, _, err := decodeFwd(encodeFwd(from, encodeTotal(m.Level, m.ViewSeq, m.Seq, m.Flags, m.Group, m.Payload))); err != nil || f2 != from {
+						t.Fatalf("forward round trip: %v", err)
+					}
+				}
+			case fProgress, fFlushReq:
+				n := 1
+				if typ == fFlushReq {
+					n = 2
+				}
+				if g, pos, err := decodeProgress(body, n); err == nil {
+					if _, again, err := decodeProgress(encodeProgress(g, pos...), n); err != nil || len(again) != n {
+						t.Fatalf("progress round trip: %v", err)
+					}
+				}
+			case fFlush:
+				if g, es, err := decodeFlush(body); err == nil {
+					if _, again, err := decodeFlush(encodeFlush(g, es)); err != nil || len(again) != len(es) {
+						t.Fatalf("flush round trip: %v", err)
 					}
 				}
 			case fView:

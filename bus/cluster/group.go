@@ -4,6 +4,7 @@ import (
 	"context"
 	"slices"
 	"sync"
+	"sync/atomic"
 
 	"github.com/peerscale/peerscale/bus"
 )
@@ -35,6 +36,23 @@ type group struct {
 	avail    chan struct{} // capacity 1: Recv wake-up
 	space    chan struct{} // closed when Recv frees room, if spaceWait
 	wait     bool
+	dropped  []*bus.Message // held messages dropped by installLocked; credit owed
+
+	reported   atomic.Uint64 // last position reported to the sequencer
+	reportedMu sync.Mutex
+	reportedC  bus.MemberID // the sequencer it was reported to
+
+	vhist map[uint64][]bus.MemberID // members of the recent views, by view seq
+
+	// The Agreed order (order.go).
+	apend   map[token]*pendMsg      // payloads waiting for their token
+	aq      []aentry                // received positions after adel, in order
+	afut    map[uint64]aentry       // positions received ahead of a gap
+	adel    uint64                  // last position delivered
+	aret    []aentry                // delivered, kept until stable
+	astable uint64                  // last position every member delivered
+	ahigh   map[bus.MemberID]uint64 // per sender: highest sequence number received in a token
+	adone   map[bus.MemberID]uint64 // per sender: highest sequence number delivered
 }
 
 func newGroup(b *Bus, name string, minSeq uint64) *group {
@@ -128,7 +146,11 @@ func (g *group) shut() {
 			owed[h.msg.Sender]++
 		}
 	}
+	for _, pm := range g.apend {
+		owed[pm.msg.Sender]++
+	}
 	g.items, g.held = nil, nil
+	g.apend, g.aq, g.afut, g.aret = nil, nil, nil, nil
 	close(g.space)
 	g.space = make(chan struct{})
 	notify(g.avail)
@@ -208,27 +230,10 @@ func (g *group) push(ctx context.Context, force bool, viewSeq uint64, m *bus.Mes
 	return true, nil
 }
 
-// onView delivers view v if it concerns this handle. It reports false
-// when v excludes this member although the handle has not left, so that
-// the caller tells the coordinator again.
-func (g *group) onView(v *viewMsg, self bus.MemberID) bool {
-	var dropped []*bus.Message
-	defer func() {
-		for _, m := range dropped {
-			if m.Level != bus.Unreliable {
-				g.b.consumed(m.Sender, g.name, 1)
-			}
-		}
-	}()
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.closed {
-		return true
-	}
+// installLocked delivers view v, which contains self, and releases the
+// messages held for it.
+func (g *group) installLocked(v *viewMsg, self bus.MemberID) {
 	idx := slices.Index(v.Members, self)
-	if idx < 0 {
-		return g.view == nil
-	}
 	bv := &bus.View{
 		Group:    v.Group,
 		ID:       v.ID,
@@ -237,9 +242,6 @@ func (g *group) onView(v *viewMsg, self bus.MemberID) bool {
 		Previous: slices.Clone(v.Previous),
 	}
 	if g.view == nil {
-		if v.ID.Seq <= g.minSeq {
-			return true
-		}
 		bv.Joined = slices.Clone(v.Members)
 		g.firstSeq = v.ID.Seq
 		close(g.ready)
@@ -257,7 +259,17 @@ func (g *group) onView(v *viewMsg, self bus.MemberID) bool {
 	}
 	g.view = bv
 	g.items = append(g.items, bv)
+	if g.vhist == nil {
+		g.vhist = make(map[uint64][]bus.MemberID)
+	}
+	g.vhist[v.ID.Seq] = bv.Members
+	for seq := range g.vhist {
+		if seq+16 < v.ID.Seq {
+			delete(g.vhist, seq)
+		}
+	}
 	// Release the messages that waited for this view, in arrival order.
+	var dropped []*bus.Message
 	kept := g.held[:0]
 	for _, h := range g.held {
 		switch {
@@ -279,7 +291,9 @@ func (g *group) onView(v *viewMsg, self bus.MemberID) bool {
 		g.space = make(chan struct{})
 	}
 	notify(g.avail)
-	return true
+	if len(dropped) > 0 {
+		g.dropped = append(g.dropped, dropped...)
+	}
 }
 
 // firstView returns the id of the first view, or the zero id before it.
@@ -287,4 +301,17 @@ func (g *group) firstView() uint64 {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	return g.firstSeq
+}
+
+func (g *group) reportedTo() bus.MemberID {
+	g.reportedMu.Lock()
+	defer g.reportedMu.Unlock()
+	return g.reportedC
+}
+
+func (g *group) setReported(pos uint64, to bus.MemberID) {
+	g.reportedMu.Lock()
+	g.reportedC = to
+	g.reportedMu.Unlock()
+	g.reported.Store(pos)
 }

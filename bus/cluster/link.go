@@ -682,6 +682,41 @@ func (l *link) handleFrame(typ byte, body []byte) error {
 		}
 		l.onCredit(g, n)
 		return nil
+	case fOrder:
+		o, err := decodeOrder(body)
+		if err != nil {
+			return err
+		}
+		l.b.onOrder(l, &o)
+		return nil
+	case fFwd:
+		from, m, err := decodeFwd(body)
+		if err != nil {
+			return err
+		}
+		l.b.deliverTotal(l, from, m, true)
+		return nil
+	case fProgress:
+		g, pos, err := decodeProgress(body, 1)
+		if err != nil {
+			return err
+		}
+		l.b.seq.progress(l.peer, g, pos[0])
+		return nil
+	case fFlushReq:
+		g, pos, err := decodeProgress(body, 2)
+		if err != nil {
+			return err
+		}
+		l.b.passFlush(g, pos[0], pos[1])
+		return nil
+	case fFlush:
+		g, es, err := decodeFlush(body)
+		if err != nil {
+			return err
+		}
+		l.b.onFlush(g, es)
+		return nil
 	case fSynced:
 		if len(body) != 0 {
 			return fmt.Errorf("%w: synced with a body", errMalformed)

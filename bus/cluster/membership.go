@@ -187,16 +187,28 @@ type manager struct {
 	floor    map[string]uint64
 	trackers []*tracker
 	lastTick time.Time
+
+	// Agreed order after taking over (agreed.go).
+	orders      map[bus.MemberID]map[string]orderState // members' reported progress
+	flushing    bool
+	flushEnd    time.Time
+	flushTarget map[string]uint64
+	reset       map[string]bool // groups whose next view starts a new sequencer
 }
 
 func (b *Bus) manage() {
 	m := &manager{
-		b:     b,
-		alive: make(map[bus.MemberID]member),
-		coord: b.self,
-		wants: make(map[bus.MemberID]map[string]bool),
-		floor: make(map[string]uint64),
+		b:      b,
+		alive:  make(map[bus.MemberID]member),
+		coord:  b.self,
+		wants:  make(map[bus.MemberID]map[string]bool),
+		floor:  make(map[string]uint64),
+		orders: make(map[bus.MemberID]map[string]orderState),
+		reset:  make(map[string]bool),
 	}
+	b.seq.mu.Lock()
+	b.seq.active = true // alone so far
+	b.seq.mu.Unlock()
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
 	for {
@@ -255,6 +267,7 @@ func (m *manager) handle(e event) {
 		delete(m.alive, e.id)
 		delete(m.wants, e.id)
 		delete(m.syncWait, e.id)
+		delete(m.orders, e.id)
 		if ok && mem.addr != "" {
 			b.recentMu.Lock()
 			b.recent[e.id] = recentNode{addr: mem.addr, at: time.Now()}
@@ -323,12 +336,17 @@ func (m *manager) electCoordinator() {
 	b.log.Info("coordinator", "coord", best.id.String())
 	m.trackers = nil
 	b.tracking.Store(0)
+	b.seq.deactivate(best.id == b.self)
+	m.flushing = false
+	clear(m.orders)
 	st := b.localState()
 	if best.id != b.self {
 		m.sendState(st)
+		b.resubmitAll()
 		return
 	}
 	b.markSynced()
+	b.resubmitAll() // held until the sequencer is active
 	// Take over: collect every member's state before installing views.
 	m.wants = map[bus.MemberID]map[string]bool{}
 	m.syncWait = make(map[bus.MemberID]bool)
@@ -352,6 +370,11 @@ func (b *Bus) localState() stateMsg {
 	st := stateMsg{Joined: slices.Sorted(maps.Keys(b.joined))}
 	for _, g := range slices.Sorted(maps.Keys(b.known)) {
 		st.Views = append(st.Views, *b.known[g])
+	}
+	for _, g := range st.Joined {
+		if o, ok := b.joined[g].orderState(); ok {
+			st.Orders = append(st.Orders, o)
+		}
 	}
 	return st
 }
@@ -386,6 +409,11 @@ func (m *manager) reconcile(id bus.MemberID, st stateMsg) {
 	}
 	m.wants[id] = w
 	delete(m.syncWait, id)
+	os := make(map[string]orderState, len(st.Orders))
+	for _, o := range st.Orders {
+		os[o.Group] = o
+	}
+	m.orders[id] = os
 	reported := make(map[string]uint64, len(st.Views))
 	for _, v := range st.Views {
 		reported[v.Group] = v.ID.Seq
@@ -420,6 +448,7 @@ func (m *manager) tick() {
 		b.log.Debug("state sync timed out", "missing", len(m.syncWait))
 		m.syncWait = nil
 	}
+	b.reportProgress()
 	if now.Sub(m.lastTick) >= 500*time.Millisecond {
 		m.lastTick = now
 		// Forget the members dead for good.
@@ -507,6 +536,10 @@ func (m *manager) flush() {
 			return
 		}
 		m.syncing = false
+		m.startOrderFlush()
+	}
+	if m.flushing && !m.orderFlushed() {
+		return
 	}
 	b.mu.RLock()
 	groups := make(map[string]*viewMsg, len(b.known))
@@ -526,7 +559,7 @@ func (m *manager) flush() {
 			members = cur.Members
 		}
 		t := m.target(g, members)
-		if cur != nil && slices.Equal(t, cur.Members) {
+		if cur != nil && slices.Equal(t, cur.Members) && !m.reset[g] {
 			continue
 		}
 		if cur == nil && len(t) == 0 {
@@ -534,6 +567,7 @@ func (m *manager) flush() {
 		}
 		m.install(g, cur, t)
 	}
+	m.releaseHeld()
 }
 
 func (m *manager) install(g string, cur *viewMsg, members []bus.MemberID) {
@@ -544,6 +578,29 @@ func (m *manager) install(g string, cur *viewMsg, members []bus.MemberID) {
 		v.Previous = []bus.ViewID{cur.ID}
 	}
 	m.floor[g] = v.ID.Seq
+	// The view takes the next position of the group's order: after every
+	// token sent so far, and after every position a member reported.
+	b.seq.mu.Lock()
+	defer b.seq.mu.Unlock()
+	sg := b.seq.group(g)
+	var high uint64
+	if cur != nil {
+		high = cur.Ord
+	}
+	for _, os := range m.orders {
+		if o, ok := os[g]; ok {
+			high = max(high, o.Recv)
+		}
+	}
+	if high > sg.ord {
+		sg.ord = high
+		m.reset[g] = true
+	}
+	v.Reset = m.reset[g]
+	delete(m.reset, g)
+	b.seq.flushLocked(g)
+	b.seq.passOnLocked(cur, &v)
+	b.seq.nextViewLocked(&v)
 	body := v.append(nil)
 	tr := &tracker{group: g, seq: v.ID.Seq, waits: make(map[*link]uint64), until: time.Now().Add(b.cfg.SyncTimeout)}
 	b.mu.RLock()
@@ -628,4 +685,109 @@ func (b *Bus) rejoinLoop() {
 			b.log.Debug("rejoin", "addrs", addrs, "joined", n, "err", err)
 		}
 	}
+}
+
+// startOrderFlush begins the flush of a new coordinator: for every group,
+// the member that received the longest prefix of the old sequencer's
+// order passes the entries the others miss on to them, so that every
+// survivor delivers the same prefix before the new view.
+func (m *manager) startOrderFlush() {
+	b := m.b
+	m.flushTarget = make(map[string]uint64)
+	self, _ := func() (stateMsg, bool) { return b.localState(), true }()
+	mine := make(map[string]orderState)
+	for _, o := range self.Orders {
+		mine[o.Group] = o
+	}
+	m.orders[b.self] = mine
+	type span struct {
+		lo, hi uint64
+		leader bus.MemberID
+	}
+	spans := make(map[string]*span)
+	for id, os := range m.orders {
+		for g, o := range os {
+			sp := spans[g]
+			if sp == nil {
+				sp = &span{lo: o.Recv, hi: o.Recv, leader: id}
+				spans[g] = sp
+			}
+			sp.lo = min(sp.lo, o.Recv)
+			if o.Recv > sp.hi {
+				sp.hi, sp.leader = o.Recv, id
+			}
+		}
+	}
+	for g, sp := range spans {
+		m.reset[g] = true
+		if sp.hi <= sp.lo {
+			continue
+		}
+		m.flushTarget[g] = sp.hi
+		b.log.Debug("order flush", "group", g, "from", sp.lo, "to", sp.hi, "leader", sp.leader.String())
+		if sp.leader == b.self {
+			b.passFlush(g, sp.lo, sp.hi)
+		} else if l := b.linkFor(sp.leader, ""); l != nil {
+			l.send(nil, fFlushReq, encodeProgress(g, sp.lo, sp.hi))
+		}
+	}
+	b.mu.RLock()
+	for g := range b.known {
+		m.reset[g] = true
+	}
+	b.mu.RUnlock()
+	m.flushing = true
+	m.flushEnd = time.Now().Add(b.cfg.SyncTimeout)
+}
+
+// orderFlushed reports whether every live member reached the flush
+// targets (or the flush timed out), and then activates the sequencer.
+func (m *manager) orderFlushed() bool {
+	b := m.b
+	if time.Now().Before(m.flushEnd) {
+		self := b.localState()
+		for _, o := range self.Orders {
+			m.orders[b.self][o.Group] = o
+		}
+		for g, target := range m.flushTarget {
+			for id, os := range m.orders {
+				if _, alive := m.alive[id]; !alive && id != b.self {
+					continue
+				}
+				if o, ok := os[g]; ok && o.Recv < target {
+					return false
+				}
+			}
+		}
+	} else {
+		b.log.Warn("order flush timed out")
+	}
+	m.flushing = false
+	starts := make(map[string]orderStart)
+	for _, os := range m.orders {
+		for g, o := range os {
+			st := starts[g]
+			if st.high == nil {
+				st.high = make(map[bus.MemberID]uint64)
+			}
+			st.ord = max(st.ord, o.Recv)
+			for _, h := range o.High {
+				st.high[h.Sender] = max(st.high[h.Sender], h.Seq)
+			}
+			starts[g] = st
+		}
+	}
+	b.seq.mu.Lock()
+	b.seq.activateLocked(starts)
+	b.seq.mu.Unlock()
+	return true
+}
+
+// releaseHeld orders the requests that came while taking over, after the
+// views that start the new sequencer's order.
+func (m *manager) releaseHeld() {
+	b := m.b
+	b.seq.mu.Lock()
+	b.seq.releaseLocked()
+	b.seq.mu.Unlock()
 }
