@@ -36,7 +36,6 @@ import (
 // that have not landed yet; the scenario skips at the point where it needs
 // one.
 var nftMissing = map[string]string{
-	"agreed":      "the Agreed level (a sequencer)",
 	"merge":       "partitions healed into one merged view listing every side's last view",
 	"linktimeout": "exclusion of a member whose data links are down while memberlist reports it alive (Config.LinkTimeout)",
 }
