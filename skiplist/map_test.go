@@ -1,6 +1,7 @@
 package skiplist
 
 import (
+	"math"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -391,15 +392,19 @@ func TestMapClear(t *testing.T) {
 
 func TestMapHeightDistribution(t *testing.T) {
 	m := New[int, int]()
-	const n = 1 << 16
+	const n = 1 << 17
 	hist := make([]int, maxLevel+1)
 	for range n {
 		hist[m.randomHeight()]++
 	}
-	// P(h = 1) = 1/2, P(h = 2) = 1/4, P(h = 3) = 1/8.
-	assert.InDelta(t, 0.5, float64(hist[1])/n, 0.02)
-	assert.InDelta(t, 0.25, float64(hist[2])/n, 0.02)
-	assert.InDelta(t, 0.125, float64(hist[3])/n, 0.02)
+	// P(h > k) = p^k with p = promote/256.
+	p := float64(promote) / 256
+	above := n
+	for k := 1; k <= 6; k++ {
+		above -= hist[k]
+		assert.InDelta(t, math.Pow(p, float64(k)), float64(above)/n, 0.01, "P(h > %d)", k)
+	}
+	assert.Zero(t, hist[0])
 }
 
 func TestMapOneAllocationPerInsert(t *testing.T) {
