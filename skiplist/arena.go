@@ -148,9 +148,10 @@ type class struct {
 	// chunks[j] is the address of the first element of chunk j.
 	chunks []unsafe.Pointer
 	stride uintptr
-	// free is the first slot of the free list (0: empty), linked through
-	// the level-0 next link of the freed elements.
-	free uint32
+	// free holds the ids of freed slots, reused last in first out. It is
+	// kept apart from the elements so that taking a slot does not load
+	// the (likely uncached) freed element before writing it.
+	free []uint32
 	// next is the next never-used id; limit the end of its chunk.
 	next, limit uint32
 	used        int // elements allocated and not freed
@@ -196,11 +197,10 @@ func (a *arena[K, V]) alloc(h int) *Element[K, V] {
 	c := classOf(h)
 	cl := &a.cls[c]
 	cl.used++
-	if x := cl.free; x != 0 {
-		e := a.ptr(x)
-		cl.free = e.at(0).next
-		e.at(0).next = 0
-		return e
+	if n := len(cl.free); n > 0 {
+		x := cl.free[n-1]
+		cl.free = cl.free[:n-1]
+		return a.ptr(x)
 	}
 	if cl.next == cl.limit {
 		j := len(cl.chunks)
@@ -228,8 +228,7 @@ func (a *arena[K, V]) alloc(h int) *Element[K, V] {
 func (a *arena[K, V]) release(e *Element[K, V]) {
 	cl := &a.cls[e.self>>classShift]
 	cl.used--
-	e.at(0).next = cl.free
-	cl.free = e.self
+	cl.free = append(cl.free, e.self)
 }
 
 // owner returns the arena e was allocated in. e must not be the head.
