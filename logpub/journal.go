@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 
 	"github.com/peerscale/peerscale/internal/logwire"
 )
@@ -44,7 +45,10 @@ type journal struct {
 	segBytes int64
 	segs     []*segment
 	cur      *segment
-	bytes    int64
+	// bytes is the size of the segments on disk. It changes under the
+	// Publisher's jmu and is read without it (Stats), so a snapshot never
+	// shows a size older than the last deletion.
+	bytes atomic.Int64
 }
 
 // frameBatch fills the frame header reserved at the start of buf, where
@@ -93,7 +97,7 @@ func openJournal(dir string, segBytes int64) (*journal, []recovered, error) {
 			continue
 		}
 		j.segs = append(j.segs, s)
-		j.bytes += s.size
+		j.bytes.Add(s.size)
 		out = append(out, recs...)
 	}
 	return j, out, nil
@@ -164,7 +168,7 @@ func (j *journal) append(framed []byte, epoch, first uint64) (*segment, int64, e
 	off := s.size + frameHeader
 	s.size += int64(len(framed))
 	s.live++
-	j.bytes += int64(len(framed))
+	j.bytes.Add(int64(len(framed)))
 	return s, off, nil
 }
 
@@ -190,7 +194,7 @@ func (j *journal) release(s *segment) {
 func (j *journal) remove(s *segment) {
 	_ = s.f.Close()
 	_ = os.Remove(s.path)
-	j.bytes -= s.size
+	j.bytes.Add(-s.size)
 	if i := slices.Index(j.segs, s); i >= 0 {
 		j.segs = slices.Delete(j.segs, i, i+1)
 	}

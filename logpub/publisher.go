@@ -65,6 +65,14 @@ type Config struct {
 	Block time.Duration
 	// SendTimeout bounds one Send on the bus. Zero means 5 s.
 	SendTimeout time.Duration
+	// ResendAfter paces the repair of a lost tail (a logger missed the
+	// last batches of a stream, and nothing later reveals the gap to it):
+	// a logger that repeats an acknowledgement short of what was sent,
+	// without progress on that stream for ResendAfter, gets again the
+	// batches past it that were sent longer than ResendAfter ago. A logger
+	// that is merely behind makes progress and gets nothing again (a
+	// resend would feed its backlog). Zero means 2 s.
+	ResendAfter time.Duration
 	// Logger receives operational logs. Nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -72,6 +80,12 @@ type Config struct {
 type streamKey struct {
 	pub   string
 	epoch uint64
+}
+
+// ackState is how far one logger acknowledged one stream.
+type ackState struct {
+	next     uint64    // records below are durable at the logger
+	advanced time.Time // when next last grew
 }
 
 // batch is one sealed batch, retained until acknowledged.
@@ -83,6 +97,7 @@ type batch struct {
 	buf   []byte   // frame header + message; nil when only in the journal
 	seg   *segment // nil until journaled
 	off   int64
+	sent  time.Time // last sent; zero before
 }
 
 // Publisher publishes access-log records to a bus group in batches, keeps
@@ -124,8 +139,8 @@ type Publisher struct {
 	sentHigh   uint64 // highest position sent + 1
 	memBytes   int64
 	free       [][]byte
-	acks       map[string]map[streamKey]uint64
-	streams    map[streamKey]bool // the streams this Publisher holds records of
+	acks       map[string]map[streamKey]ackState // by logger name
+	streams    map[streamKey]bool                // the streams this Publisher holds records of
 	changed    chan struct{}
 	inUse      *batch // the batch whose buffer the flusher reads outside mu
 	journalOff bool   // journal full: stop writing until it shrinks
@@ -193,6 +208,9 @@ func New(b bus.Bus, group string, cfg Config) (*Publisher, error) {
 	if cfg.SendTimeout <= 0 {
 		cfg.SendTimeout = 5 * time.Second
 	}
+	if cfg.ResendAfter <= 0 {
+		cfg.ResendAfter = 2 * time.Second
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -204,7 +222,7 @@ func New(b bus.Bus, group string, cfg Config) (*Publisher, error) {
 		log:     cfg.Logger.With("component", "logpub", "group", group),
 		kick:    make(chan struct{}, 1),
 		nextSeq: 1,
-		acks:    make(map[string]map[streamKey]uint64),
+		acks:    make(map[string]map[streamKey]ackState),
 		streams: make(map[streamKey]bool),
 	}
 	p.scratch.New = func() any { b := make([]byte, 0, 1024); return &b }
@@ -228,9 +246,8 @@ func New(b bus.Bus, group string, cfg Config) (*Publisher, error) {
 		p.jPos = uint64(len(p.retained))
 		p.sentHigh = p.jPos
 		p.stats.Retained = n
-		p.stats.JournalBytes = j.bytes
 		if len(recs) > 0 {
-			p.log.Info("journal replay", "batches", len(recs), "records", n, "bytes", j.bytes)
+			p.log.Info("journal replay", "batches", len(recs), "records", n, "bytes", j.bytes.Load())
 		}
 	}
 	p.streams[streamKey{cfg.ID, p.epoch}] = true
@@ -488,19 +505,18 @@ func (p *Publisher) writeJournal() {
 
 		frameBatch(buf) // sealed batches are immutable: no lock needed
 		p.jmu.Lock()
-		full := p.j.bytes+int64(len(buf)) > p.cfg.MaxJournal
+		full := p.j.bytes.Load()+int64(len(buf)) > p.cfg.MaxJournal
 		var seg *segment
 		var off int64
 		var err error
 		if !full {
 			seg, off, err = p.j.append(buf, b.key.epoch, b.first)
 		}
-		jbytes := p.j.bytes
+		jbytes := p.j.bytes.Load()
 		p.jmu.Unlock()
 
 		p.mu.Lock()
 		p.inUse = nil
-		p.stats.JournalBytes = jbytes
 		if full || err != nil {
 			if !p.journalOff {
 				p.journalOff = true
@@ -594,6 +610,7 @@ func (p *Publisher) send(ctx context.Context) {
 			return
 		}
 		p.stats.Batches++
+		b.sent = time.Now()
 		if pos < p.sentHigh {
 			p.stats.Replayed += uint64(b.count)
 		} else {
@@ -649,7 +666,7 @@ func (p *Publisher) ackedLocked(b *batch) bool {
 	end := b.first + uint64(b.count)
 	n := 0
 	for _, m := range p.acks {
-		if m[b.key] >= end {
+		if m[b.key].next >= end {
 			n++
 		}
 	}
@@ -664,11 +681,7 @@ func (p *Publisher) releaseSegments(segs []*segment) {
 	for _, s := range segs {
 		p.j.release(s)
 	}
-	jb := p.j.bytes
 	p.jmu.Unlock()
-	p.mu.Lock()
-	p.stats.JournalBytes = jb
-	p.mu.Unlock()
 }
 
 // maxLoggers bounds the loggers whose acks a Publisher remembers.
@@ -731,9 +744,10 @@ func (p *Publisher) handleAck(a *logwire.Ack) {
 	if a.Flags&logwire.AckDurable != 0 && p.cfg.AckQuorum > 0 {
 		m := p.acks[a.Logger]
 		if m == nil && len(p.acks) < maxLoggers {
-			m = make(map[streamKey]uint64)
+			m = make(map[streamKey]ackState)
 			p.acks[a.Logger] = m
 		}
+		now := time.Now()
 		if m != nil {
 			for _, e := range a.Entries {
 				// Acks name every publisher's streams: keep only ours.
@@ -742,16 +756,20 @@ func (p *Publisher) handleAck(a *logwire.Ack) {
 					continue
 				}
 				prev, seen := m[k]
-				if e.Next > prev {
-					m[k] = e.Next
+				if !seen || e.Next > prev.next {
+					m[k] = ackState{next: e.Next, advanced: now}
 				}
-				// A logger repeating the same ack while batches past it
-				// were sent lost their tail (nothing later reveals the
-				// gap to it): send again from there.
-				if seen && e.Next == prev {
+				// A logger repeating the same ack, without progress for
+				// ResendAfter, while batches past it were sent longer
+				// ago than that, lost their tail (nothing later reveals
+				// the gap to it): send again from there. A logger that is
+				// merely behind makes progress.
+				if seen && e.Next == prev.next && now.Sub(prev.advanced) >= p.cfg.ResendAfter {
 					if pos := p.findLocked(k, e.Next); pos < p.sendPos {
-						from = min(from, pos)
-						p.stats.Stalled++
+						if b := p.retained[pos-p.base]; !b.sent.IsZero() && now.Sub(b.sent) >= p.cfg.ResendAfter {
+							from = min(from, pos)
+							p.stats.Stalled++
+						}
 					}
 				}
 			}
@@ -810,6 +828,9 @@ func (p *Publisher) Stats() Stats {
 	defer p.mu.Unlock()
 	s := p.stats
 	s.MemoryBytes = p.memBytes
+	if p.j != nil {
+		s.JournalBytes = p.j.bytes.Load()
+	}
 	return s
 }
 

@@ -194,6 +194,60 @@ func TestPublisherResendsOnRequest(t *testing.T) {
 	})
 }
 
+// TestPublisherResendsLostTail checks the repair of a lost tail: a logger
+// repeating an ack short of what was sent gets the rest again, but only
+// once those batches were sent ResendAfter ago (a logger that is merely
+// behind repeats its ack too, and resending to it would feed its backlog).
+func TestPublisherResendsLostTail(t *testing.T) {
+	leakcheck.Check(t)
+	synctest.Test(t, func(t *testing.T) {
+		hub := inproc.New(inproc.Config{})
+		defer hub.Close()
+		pb, _ := hub.NewMember("web1")
+		l := newTestLogger(t, hub, "logger1")
+		p, err := New(pb, "logs", Config{ID: "web1", Format: testFormat, MaxBatchBytes: 4096, ResendAfter: time.Second})
+		require.NoError(t, err)
+		defer p.Close()
+
+		logN(p, 0, 100)
+		l.receive(t.Context(), 100)
+		// The logger lost everything after record 40 and sees no gap.
+		l.lines = l.lines[:40]
+		for k := range l.next {
+			l.next[k] = 41
+		}
+		l.ack(logwire.AckDurable, false)
+		l.ack(logwire.AckDurable, false)
+		synctest.Wait()
+		assert.Zero(t, p.Stats().Stalled, "sent less than ResendAfter ago: still on its way")
+
+		// A logger making progress, however slowly, is behind, not stuck.
+		setNext := func(n int) {
+			l.lines = wantLines(0, n-1)
+			for k := range l.next {
+				l.next[k] = uint64(n)
+			}
+		}
+		time.Sleep(600 * time.Millisecond)
+		setNext(45)
+		l.ack(logwire.AckDurable, false)
+		time.Sleep(600 * time.Millisecond)
+		l.ack(logwire.AckDurable, false)
+		synctest.Wait()
+		assert.Zero(t, p.Stats().Stalled, "progress less than ResendAfter ago")
+		assert.Zero(t, p.Stats().Replayed)
+
+		time.Sleep(400 * time.Millisecond)
+		l.ack(logwire.AckDurable, false)
+		l.receive(t.Context(), 100)
+		assert.Equal(t, wantLines(0, 100), l.lines)
+		assert.Equal(t, uint64(1), p.Stats().Stalled)
+		l.ack(logwire.AckDurable, false)
+		waitFor(t, "release", func() bool { return p.Stats().Retained == 0 })
+		assert.Equal(t, uint64(1), p.Stats().Stalled, "no resend once acknowledged")
+	})
+}
+
 func TestPublisherPartitionHeal(t *testing.T) {
 	leakcheck.Check(t)
 	synctest.Test(t, func(t *testing.T) {
@@ -286,7 +340,8 @@ func TestPublisherJournalReplay(t *testing.T) {
 		assert.Contains(t, l.next, key("web1", epoch1))
 		assert.Contains(t, l.next, key("web1", p2.Epoch()))
 		l.ack(logwire.AckDurable, false)
-		waitFor(t, "release", func() bool { return p2.Stats().Retained == 0 })
+		// Segments are deleted right after the records are released.
+		waitFor(t, "release and deletion", func() bool { st := p2.Stats(); return st.Retained == 0 && st.JournalBytes == 0 })
 		assert.Equal(t, uint64(300), p2.Stats().Replayed)
 		segs, _ = filepath.Glob(filepath.Join(dir, "*.journal"))
 		for _, s := range segs {
@@ -320,8 +375,7 @@ func TestPublisherJournalEmptyWhenAcknowledged(t *testing.T) {
 			l.receive(t.Context(), (round+1)*300)
 			waitFor(t, "journaled", func() bool { return p.Stats().JournalBytes > 0 })
 			l.ack(logwire.AckDurable, false)
-			waitFor(t, "release", func() bool { return p.Stats().Retained == 0 })
-			assert.Zero(t, p.Stats().JournalBytes, "round %d", round)
+			waitFor(t, "release and deletion", func() bool { st := p.Stats(); return st.Retained == 0 && st.JournalBytes == 0 })
 			assert.Empty(t, segments(), "round %d", round)
 		}
 		ctx, cancel := context.WithTimeout(t.Context(), time.Second)
@@ -474,8 +528,13 @@ func TestPublisherJournalFull(t *testing.T) {
 		l.receive(t.Context(), int(st.Records))
 		assert.Zero(t, l.gaps)
 		l.ack(logwire.AckDurable, false)
-		waitFor(t, "journal drained", func() bool { return p.Stats().Retained == 0 })
-		assert.Zero(t, p.Stats().JournalBytes, "every segment deleted, the active one included")
+		waitFor(t, "journal drained, every segment deleted, the active one included", func() bool {
+			st := p.Stats()
+			return st.Retained == 0 && st.JournalBytes == 0
+		})
+		segs, err := filepath.Glob(filepath.Join(dir, "*.journal"))
+		require.NoError(t, err)
+		assert.Empty(t, segs)
 	})
 }
 
