@@ -300,13 +300,20 @@ func (s *Store) Write(r *Record) (bool, error) {
 			return false, nil
 		}
 	}
-	now := time.Now()
+	var now time.Time // read once, and only when a timestamp is rewritten
 	for _, o := range s.outs {
 		if !o.wants(r.Group) || !o.filter.Keep(r.Line) {
 			continue
 		}
-		s.buf = o.rewrite.Append(s.buf[:0], r.Line, now)
-		if err := s.writeLocked(o, r.Vhost, s.buf); err != nil {
+		line := r.Line
+		if o.rewrite != nil {
+			if now.IsZero() {
+				now = time.Now()
+			}
+			s.buf = o.rewrite.Append(s.buf[:0], r.Line, now)
+			line = s.buf
+		}
+		if err := s.writeLocked(o, r.Vhost, line); err != nil {
 			return false, err
 		}
 	}
