@@ -3,8 +3,10 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"net"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -12,6 +14,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -358,7 +362,11 @@ func (ph *phases) String() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s->%s", ph.owner, ph.next)
 	for i, v := range ph.values() {
-		fmt.Fprintf(&b, " %s=%v", phaseNames[i], v.Round(time.Millisecond))
+		if v < 0 {
+			fmt.Fprintf(&b, " %s=n/a", phaseNames[i])
+		} else {
+			fmt.Fprintf(&b, " %s=%v", phaseNames[i], v.Round(time.Millisecond))
+		}
 	}
 	fmt.Fprintf(&b, " coord=%v sync-timeout=%v confirmations=%s", ph.coord, ph.syncTimedOut, ph.confirmations)
 	return b.String()
@@ -447,12 +455,19 @@ func percentile(ds []time.Duration, q float64) time.Duration {
 // the new owner, 3 daemons, with wackamole's default profile (vip) and
 // bus/cluster's LAN profile in the same run, and breaks every failover
 // into phases (p50 of each reported, every trial logged). Each iteration
-// is one failover; run it with -benchtime 20x.
+// is one failover; run it with -benchtime 20x. WACKAMOLE_BENCH_PROFILES
+// lists other profiles, separated by ";", each a -profile name and
+// optional overrides ("vip;vip -suspicion-mult 3").
 func BenchmarkFailover(b *testing.B) {
-	for _, profile := range []string{"vip", "lan"} {
+	for spec := range strings.SplitSeq(cmp.Or(os.Getenv("WACKAMOLE_BENCH_PROFILES"), "vip;lan"), ";") {
+		args := strings.Fields(spec)
+		if len(args) == 0 {
+			continue
+		}
+		profile := strings.Join(args, "")
 		b.Run("profile="+profile, func(b *testing.B) {
 			p := newProcLab(b, []string{"a", "b", "c"}, []string{"198.18.0.100"},
-				"-profile", profile, "-debug", "-stats-interval", "100ms")
+				append(append([]string{"-profile"}, args...), "-debug", "-stats-interval", "100ms")...)
 			ip := netip.MustParseAddr("198.18.0.100")
 			for _, h := range p.hosts {
 				p.start(h)
@@ -515,5 +530,142 @@ func BenchmarkFailover(b *testing.B) {
 			b.ReportMetric(float64(coord), "coord-changes")
 			b.ReportMetric(float64(synced), "sync-timeouts")
 		})
+	}
+}
+
+// TestSoakFalseFailovers runs 3 daemons with one interface each under
+// CPU and network load for WACKAMOLE_SOAK (a duration, e.g. 10m) and
+// counts what no fault caused: suspicions raised by memberlist, members
+// declared down and interfaces that moved. WACKAMOLE_SOAK_PROFILES lists
+// the profiles to compare, separated by ";", each a -profile name and
+// optional overrides ("vip;lan;vip -suspicion-mult 3"; default "vip");
+// each gets its own lab and all run at the same time, under the same
+// load. WACKAMOLE_SOAK_BURN sets the spinning goroutines (default 2) and
+// WACKAMOLE_SOAK_PPS the UDP packets per second the test tries to send to
+// each lab's hosts (default 20000).
+func TestSoakFalseFailovers(t *testing.T) {
+	soak, err := time.ParseDuration(os.Getenv("WACKAMOLE_SOAK"))
+	if err != nil {
+		t.Skip("set WACKAMOLE_SOAK=10m (a duration) to run the false-failover soak")
+	}
+	burn, _ := strconv.Atoi(cmp.Or(os.Getenv("WACKAMOLE_SOAK_BURN"), "2"))
+	pps, _ := strconv.Atoi(cmp.Or(os.Getenv("WACKAMOLE_SOAK_PPS"), "20000"))
+	vips := []string{"198.18.0.110", "198.18.0.111", "198.18.0.112"}
+	type soakLab struct {
+		spec string
+		p    *procLab
+		w    *netlab.NeighWatch
+	}
+	var labs []*soakLab
+	for spec := range strings.SplitSeq(cmp.Or(os.Getenv("WACKAMOLE_SOAK_PROFILES"), "vip"), ";") {
+		spec = strings.TrimSpace(spec)
+		args := append([]string{"-profile"}, strings.Fields(spec)...)
+		p := newProcLab(t, []string{"a", "b", "c"}, vips, append(args, "-stats-interval", "1s")...)
+		for _, h := range p.hosts {
+			p.start(h)
+		}
+		labs = append(labs, &soakLab{spec: spec, p: p, w: p.lab.WatchNeigh("client")})
+	}
+	for _, l := range labs {
+		start := time.Now()
+		for _, v := range vips {
+			l.p.settled(l.w, netip.MustParseAddr(v), 30*time.Second)
+		}
+		l.p.waitMembers(3, start, 60*time.Second)
+	}
+
+	ctx, cancel := context.WithCancel(t.Context())
+	var wg sync.WaitGroup
+	for range burn {
+		wg.Go(func() {
+			x := 0
+			for ctx.Err() == nil {
+				for range 100000 {
+					x++
+				}
+			}
+		})
+	}
+	var sent atomic.Int64
+	for _, l := range labs {
+		if pps <= 0 {
+			break
+		}
+		var conns []net.Conn
+		require.NoError(t, l.p.lab.In("client", func() error {
+			for _, h := range l.p.hosts {
+				c, err := net.Dial("udp", l.p.lab.Hosts[h].IP4.String()+":9")
+				if err != nil {
+					return err
+				}
+				conns = append(conns, c)
+			}
+			return nil
+		}))
+		wg.Go(func() {
+			payload := make([]byte, 1200)
+			tick := time.NewTicker(10 * time.Millisecond)
+			defer tick.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					for _, c := range conns {
+						c.Close()
+					}
+					return
+				case <-tick.C:
+				}
+				for i := range pps / 100 {
+					if _, err := conns[i%len(conns)].Write(payload); err == nil {
+						sent.Add(1)
+					}
+				}
+			}
+		})
+	}
+	loaded := time.Now()
+	t.Logf("soak: %v, %d labs, %d spinning goroutines, %d UDP packets/s per lab", soak, len(labs), burn, pps)
+	select {
+	case <-time.After(soak):
+	case <-t.Context().Done():
+	}
+	cancel()
+	wg.Wait()
+	elapsed := time.Since(loaded)
+	t.Logf("soak: %v under load, %d UDP packets sent (%.0f/s)", elapsed.Round(time.Second), sent.Load(), float64(sent.Load())/elapsed.Seconds())
+
+	for _, l := range labs {
+		var suspicions, downs, moves int
+		for _, h := range l.p.hosts {
+			out := l.p.outs[h].String()
+			if dir := os.Getenv("WACKAMOLE_TEST_LOGDIR"); dir != "" {
+				name := strings.ReplaceAll(strings.ReplaceAll(l.spec, " ", ""), "-", "")
+				_ = os.WriteFile(filepath.Join(dir, "soak-"+name+"-"+h+".log"), []byte(out), 0o644)
+			}
+			for _, line := range parseLog(out) {
+				if line.at.Before(loaded.Truncate(time.Millisecond)) {
+					continue
+				}
+				switch {
+				case strings.HasPrefix(line.msg, "memberlist: Suspect "):
+					suspicions++
+				case line.msg == "member down":
+					downs++
+				case line.msg == "acquired":
+					moves++
+				}
+			}
+		}
+		perHour := func(n int) float64 { return float64(n) / elapsed.Hours() }
+		t.Logf("soak -profile %s: %d suspicions (%.0f/h), %d member-down events (each survivor logs one; %.1f/h), %d interface moves (%.1f/h)",
+			l.spec, suspicions, perHour(suspicions), downs, perHour(downs), moves, perHour(moves))
+		// Whatever happened, every interface ends with one owner that
+		// the client reaches.
+		for _, v := range vips {
+			l.p.settled(l.w, netip.MustParseAddr(v), 30*time.Second)
+		}
+		if max, err := strconv.Atoi(os.Getenv("WACKAMOLE_SOAK_MAX_MOVES")); err == nil {
+			assert.LessOrEqual(t, moves, max, "-profile %s: interface moves without a fault", l.spec)
+		}
 	}
 }

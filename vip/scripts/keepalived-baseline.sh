@@ -1,7 +1,8 @@
 #!/bin/bash
 # keepalived-baseline.sh: failover of one virtual IP in network namespaces,
 # Debian's keepalived (advert_int 1 and 0.1) side by side with
-# examples/wackamole (bus/cluster LAN profile), measured the same way: the
+# examples/wackamole (its default profile, vip.DefaultDetector, and
+# bus/cluster's LAN profile), measured the same way: the
 # owner's switch port goes down, and the time until the client's neighbour
 # entry for the VIP points at the new owner is read from `ip -ts monitor
 # neigh` (netlink events, no polling).
@@ -156,22 +157,24 @@ CONF
 }
 
 wackamole_run() {
-	(cd "$ROOT" && go build -o "$TMP/wackamole" ./examples/wackamole)
+	local profile=$1
+	[ -x "$TMP/wackamole" ] || (cd "$ROOT" && go build -o "$TMP/wackamole" ./examples/wackamole)
 	for h in a b; do
 		local self other
 		self=$([ "$h" = a ] && echo 198.18.0.2 || echo 198.18.0.3)
 		other=$([ "$h" = a ] && echo 198.18.0.3 || echo 198.18.0.2)
 		ip netns exec "$P-$h" "$TMP/wackamole" -name "$h" -bind "$self" -gossip-port 7946 -data-port 7947 \
-			-seeds "$other:7946" -mature 2s -vif "eth0:$VIP" >"$TMP/wm-$h.log" 2>&1 &
+			-seeds "$other:7946" -mature 2s -profile "$profile" -vif "eth0:$VIP" >"$TMP/wm-$h.log" 2>&1 &
 		PIDS+=($!)
 	done
-	run_trials "wackamole (LAN profile)"
+	run_trials "wackamole -profile $profile"
 	stop_all
 }
 
 : >"$TMP/summary"
 keepalived_run 1
 keepalived_run 0.1
-wackamole_run
+wackamole_run vip
+wackamole_run lan
 echo "failover, port down -> client neighbour entry on the new owner ($TRIALS trials each):"
 cat "$TMP/summary"
