@@ -7,6 +7,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/peerscale/peerscale/bus"
 )
@@ -46,10 +47,25 @@ type seqGroup struct {
 	joinedAt  map[bus.MemberID]uint64 // view seq at which each member joined
 	stable    uint64                  // last position every member delivered
 	sent      uint64                  // last stable position announced
+	// gaps holds, per sender, requests that came ahead of an earlier
+	// one (after a failover, before its sender re-submitted), by seq.
+	gaps map[bus.MemberID]*gapQueue
 	// ret keeps the payloads ordered and not yet stable, so that the
 	// members still missing one from a member that crashed get it.
 	ret []seqRet
 }
+
+type gapQueue struct {
+	since time.Time
+	reqs  map[uint64]request
+}
+
+// maxGap bounds the requests a sequencer keeps ahead of a gap per sender;
+// gapWait is how long it waits for the missing ones.
+const (
+	maxGap  = 4096
+	gapWait = 2 * time.Second
+)
 
 type seqRet struct {
 	ord     uint64
@@ -105,12 +121,76 @@ func (s *sequencer) order(r request) {
 	s.orderLocked(r)
 }
 
+// orderLocked orders r after the sender's earlier messages.
 func (s *sequencer) orderLocked(r request) {
-	b := s.b
 	sg := s.group(r.group)
 	if r.msg.Seq <= sg.high[r.from] {
 		return // ordered already (a re-submission)
 	}
+	if r.msg.Seq > sg.high[r.from]+1 {
+		// An earlier message of the sender has not come yet: it will,
+		// re-submitted to this new sequencer.
+		q := sg.gaps[r.from]
+		if q == nil {
+			q = &gapQueue{since: time.Now(), reqs: make(map[uint64]request)}
+			if sg.gaps == nil {
+				sg.gaps = make(map[bus.MemberID]*gapQueue)
+			}
+			sg.gaps[r.from] = q
+		}
+		q.reqs[r.msg.Seq] = r
+		if len(q.reqs) > maxGap {
+			s.skipGapLocked(sg, r.from)
+		}
+		return
+	}
+	s.placeLocked(sg, r)
+	for q := sg.gaps[r.from]; q != nil; {
+		next, ok := q.reqs[sg.high[r.from]+1]
+		if !ok {
+			break
+		}
+		delete(q.reqs, next.msg.Seq)
+		if len(q.reqs) == 0 {
+			delete(sg.gaps, r.from)
+		}
+		s.placeLocked(sg, next)
+	}
+}
+
+// skipGapLocked gives up waiting for the messages missing before the
+// requests held for sender from, and orders those.
+func (s *sequencer) skipGapLocked(sg *seqGroup, from bus.MemberID) {
+	q := sg.gaps[from]
+	if q == nil {
+		return
+	}
+	delete(sg.gaps, from)
+	seqs := slices.Sorted(maps.Keys(q.reqs))
+	s.b.log.Warn("sequencer skips missing messages", "sender", from.String(), "after", sg.high[from], "next", seqs[0])
+	for _, seq := range seqs {
+		r := q.reqs[seq]
+		sg.high[from] = seq - 1
+		s.placeLocked(sg, r)
+	}
+}
+
+// expireGaps orders what waited too long behind a gap.
+func (s *sequencer) expireGaps() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, sg := range s.groups {
+		for from, q := range sg.gaps {
+			if time.Since(q.since) > gapWait {
+				s.skipGapLocked(sg, from)
+			}
+		}
+	}
+}
+
+// placeLocked gives r the next position of its group's order.
+func (s *sequencer) placeLocked(sg *seqGroup, r request) {
+	b := s.b
 	b.mu.RLock()
 	v := b.known[r.group]
 	b.mu.RUnlock()
@@ -442,7 +522,8 @@ func (b *Bus) resubmitLocked(group string, o *outbox, coord bus.MemberID) {
 }
 
 // resubmitAll re-submits every group's unordered messages after the
-// coordinator changed.
+// coordinator changed. It waits for the Sends under way (which may wait
+// for room), so the manager runs it in a goroutine of its own.
 func (b *Bus) resubmitAll() {
 	b.outMu.Lock()
 	groups := slices.Sorted(maps.Keys(b.out))

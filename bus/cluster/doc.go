@@ -38,10 +38,22 @@
 // the coordinator installs each group's views, oldest member first, and
 // sends them on the same links to every member, so every member sees the
 // same sequence of views and knows every group's membership (a non-member
-// can send to a group). A new coordinator first collects every member's
-// state (bounded by SyncTimeout), so view ids keep increasing. Join
-// returns once the first view is installed and acknowledged by every live
-// member; a new Bus returns from New once it has the coordinator's views.
+// can send to a group). A new coordinator first collects every live
+// member's state (bounded by SyncTimeout), so view ids keep increasing.
+// Join returns once the first view is installed and acknowledged by every
+// live member; a new Bus returns from New once it has the coordinator's
+// views.
+//
+// Every view is also a position of its group's Agreed order (see
+// Delivery): a member delivers a view only after every Agreed message
+// ordered before it, so views fall at the same point of the Agreed stream
+// at every member, whatever the level of the messages around them.
+//
+// There is no primary component. When memberlist splits the cluster,
+// each side elects its own coordinator and goes on with its own views;
+// an application that must not act in a minority compares
+// len(View.Members) with the size it expects (a quorum is a majority of
+// that size) and stands down below it.
 //
 // # Links
 //
@@ -58,8 +70,8 @@
 //
 // # Delivery and backpressure
 //
-// Unreliable, Reliable and FIFO are provided; Causal, Agreed and Safe
-// return bus.ErrUnsupportedLevel. FIFO holds per sender because one
+// Unreliable, Reliable, FIFO, Causal and Agreed are provided; Safe
+// returns bus.ErrUnsupportedLevel. FIFO holds per sender because one
 // sender's messages to one member travel on one sequenced link; every
 // message carries the sender's view id of the group and a receiver holds
 // it until it has installed that view, so a message never arrives before
@@ -71,6 +83,42 @@
 // room at every member first, so a Send ended by its ctx reached every
 // member or none. Unreliable never waits: it is dropped when a queue or
 // the link is full or the link is down.
+//
+// Agreed messages are ordered by a sequencer, the coordinator, which
+// orders references, not payloads. A sender numbers its messages per
+// group and multicasts each payload, as for FIFO, to the members of the
+// group and to the coordinator (a sender that is not a member sends it
+// the same way). The coordinator assigns each (sender, number) the next
+// position of the group's order and multicasts small batches of these
+// tokens to the members; a member delivers a message when its token's
+// turn comes and its payload is there. A view install takes a position
+// of the same order, after every token sent before it. A member that
+// joins gets, from each sender, the payloads sent before its view and
+// ordered after it. Members report the last position they delivered to
+// the coordinator every 100 ms; the lowest, stable, rides on the token
+// batches and frees the messages each member keeps for a failover.
+//
+// Causal is provided as Agreed: a member sends only what it sends after
+// delivering what it delivered, so its new message reaches the sequencer
+// after the tokens of everything it delivered and is ordered after them;
+// with the per-sender order this is causal order. Safe would need every
+// member to acknowledge holding each message before anyone delivers it,
+// one more round trip per message at the sequencer; it is not provided.
+//
+// Coordinator failure: the new coordinator collects every member's state
+// including, per group, the last position received without a gap and the
+// highest number ordered per sender. The member that received the longest
+// prefix passes the entries the others miss, payloads included, to them
+// (a flush); once every live member reports the prefix (bounded by
+// SyncTimeout) the new coordinator starts ordering after it and installs
+// a view in every group that starts its order (Reset). Senders re-submit
+// their messages not yet delivered in the order to the new coordinator,
+// which skips what the old one ordered and orders each sender's messages
+// by their numbers, waiting briefly for earlier ones still being
+// re-submitted. Sender failure: the coordinator keeps the payloads it
+// ordered until they are stable and passes those of a member that left on
+// to the others before the view that excludes it, so a member that the
+// crashed sender did not reach still delivers them.
 //
 // # Security
 //
@@ -105,11 +153,21 @@
 //
 // # Limits
 //
-// Without the sequencer there is no total order, and partitions are not
-// merged into one view: when memberlist splits, each side's coordinator
-// goes on, and on heal the older coordinator's views win while members
-// re-register. A member excluded by a wrong suspicion misses what was sent
-// while it was out.
+// Partitions are not merged into one view listing both sides: when
+// memberlist splits, each side's coordinator goes on, and on heal the
+// older coordinator's views win while members re-register (their next
+// view lists only the winner's previous view). A member excluded by a
+// wrong suspicion misses what was sent while it was out. Config.LinkTimeout
+// and Config.SlowTimeout are accepted but not acted on yet: a member whose
+// data links stay down while memberlist reports it alive, or that stops
+// reading, keeps Sends at Reliable and above waiting (up to their ctx)
+// instead of being excluded. Every Agreed message makes one delivery wait
+// for its token from the coordinator: a sender that crashes after the
+// coordinator ordered a message that some members lack makes them wait
+// until the coordinator notices the crash and passes the payload on. A
+// message of a sender that is not a member may be lost if the coordinator
+// crashes before ordering it and the sender had already sent more than
+// 1,024 messages since.
 //
 // # Testing
 //

@@ -342,11 +342,11 @@ func (m *manager) electCoordinator() {
 	st := b.localState()
 	if best.id != b.self {
 		m.sendState(st)
-		b.resubmitAll()
+		b.wg.Go(b.resubmitAll) // waits for Sends under way
 		return
 	}
 	b.markSynced()
-	b.resubmitAll() // held until the sequencer is active
+	b.wg.Go(b.resubmitAll) // held until the sequencer is active
 	// Take over: collect every member's state before installing views.
 	m.wants = map[bus.MemberID]map[string]bool{}
 	m.syncWait = make(map[bus.MemberID]bool)
@@ -449,6 +449,7 @@ func (m *manager) tick() {
 		m.syncWait = nil
 	}
 	b.reportProgress()
+	b.seq.expireGaps()
 	if now.Sub(m.lastTick) >= 500*time.Millisecond {
 		m.lastTick = now
 		// Forget the members dead for good.

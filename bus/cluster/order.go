@@ -163,7 +163,7 @@ func (g *group) onOrder(o *orderMsg) orderAfter {
 }
 
 // onFlush takes the order entries another member passed on after a
-// failover.
+// failover. The entries alias the record: what is kept is copied.
 func (g *group) onFlush(es []flushEntry) orderAfter {
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -180,7 +180,7 @@ func (g *group) onFlush(es []flushEntry) orderAfter {
 		}
 		if e.Payload != nil && g.adone[e.Token.Sender] < e.Token.Seq {
 			if _, ok := g.apend[e.Token]; !ok {
-				m := &bus.Message{Group: g.name, Sender: e.Token.Sender, Level: e.Level, Data: e.Payload}
+				m := &bus.Message{Group: g.name, Sender: e.Token.Sender, Level: e.Level, Data: slicesClone(e.Payload)}
 				g.apend[e.Token] = &pendMsg{msg: m, fwd: true}
 				g.ndata++
 			}
