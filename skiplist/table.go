@@ -440,10 +440,11 @@ func (o *order[R, K]) seekIn(l *list[R], k K, h int, preds *[tableLevels]*Entry[
 func (o *order[R, K]) fitsIn(e *Entry[R], v *R) bool {
 	k := o.key(v)
 	el := lk(e, o.pos, 0, len(o.t.indexes))
-	if el.prev != nil && !o.before(el.prev, k) {
+	// The next entry first: an update usually moves an entry forward.
+	if el.next != nil && o.cmp(o.key(&el.next.val), k) <= 0 {
 		return false
 	}
-	return el.next == nil || o.cmp(o.key(&el.next.val), k) > 0
+	return el.prev == nil || o.before(el.prev, k)
 }
 
 // ceil returns the first entry of l with key >= k (strict: key > k).

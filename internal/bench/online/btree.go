@@ -1,7 +1,9 @@
-// Package onlinebench compares online.Index with a B-tree variant of the
-// same index: a Go map by user, a google/btree ordered by (URL, time) and
-// one ordered by time, with the same semantics (out-of-order hits ignored,
-// expiry at or before Now - Window).
+// Package onlinebench compares online.Index (on skiplist.Table) with two
+// variants of the same index in one benchmark binary: "towers", the index
+// as it was when its records held their own skiplist towers, and "btree",
+// a Go map by user, a google/btree ordered by (URL, time) and one ordered
+// by time. All three have the same semantics (out-of-order hits ignored,
+// expiry at or before Now - Window); TestVariantsAgree checks it.
 //
 //	cd internal/bench/online && go test -run '^$' -bench . -count 5
 package onlinebench
