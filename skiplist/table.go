@@ -62,9 +62,11 @@ const maxIndexes = 16
 // more, the others a second block of 16 bytes per index and level above
 // the first. An entry thus costs 8 + 8 + 16k bytes beyond its record in k
 // indexes, plus 16k/3 bytes on average for the taller levels, rounded up
-// to Go's size classes. Measured on amd64 with the who's-online record of
+// to Go's size classes. Measured on amd64: with the who's-online record of
 // package online (a name, a pointer and an int64: 32 bytes) in two
-// indexes: an 80-byte entry and 13 bytes of taller levels on average.
+// indexes, an 80-byte entry and 11 bytes of taller levels on average
+// (TestTableEntryBytes); with the record of the Table example (two strings
+// and a time.Time: 56 bytes) in three indexes, 144 bytes per entry.
 //
 // # Concurrency
 //
