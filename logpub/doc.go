@@ -99,8 +99,13 @@
 // a restart replays nothing.
 // The Publisher retransmits when a logger asks (gap, restart: Resend and
 // AckSync), when a member joins the ack group (a logger back after a
-// crash or a partition), and after a failed Send (bus outage). After a
-// restart the journal is replayed under its old epoch. The journal is
+// crash or a partition), after a failed Send (bus outage), and when a
+// logger keeps repeating an ack short of batches sent more than
+// ResendAfter (2 s) ago without progress for as long (a lost tail, which
+// nothing later reveals to the logger; Stats.Stalled). A logger that is
+// only behind makes progress and is sent nothing twice: resending to it
+// would feed its backlog. After a restart the journal is replayed under
+// its old epoch. The journal is
 // bounded (MaxJournal, default 1 GiB) and is written without fsync: it
 // survives a crash of the process, not of the machine.
 //
@@ -141,6 +146,29 @@
 //
 // BenchmarkOverheadRatio alternates the handlers in rounds on one locked
 // thread and divides thread CPU time, so the ratio is stable under noise.
+//
+// The whole log path in one process (2 Publishers with journals,
+// AckQuorum 2, → 2 durable logsub Loggers with 100 ms fsync; 400,000
+// combined lines, clock stopped when both loggers acknowledged all):
+//
+//	cd examples/spreadlogd && go test -run '^$' -bench Pipeline -benchtime 400000x -count 2 .
+//
+//	                 lines/s     CPU per line (all 4 parts)  lines per bus message
+//	bus/inproc       210-230k    2.2-2.6 µs                  785-805
+//	bus/cluster      165-205k    2.9-3.2 µs                  790-805
+//
+// Before ResendAfter, every repeated ack short of what was sent (a logger
+// merely behind) made the Publisher resend from there: the same benchmark
+// sent every line 2-3 times (replayed 430k-870k of 400k lines) and ran at
+// 30k (inproc) and 21k (cluster) lines/s with 6.7 and 11.6 µs CPU per line.
+// Where the CPU goes per line (pprof of the inproc case, 2.65 µs in all):
+// Publisher.Log 0.8 µs (AppendLine 0.38, copying the record into the
+// batch 0.35), the journal's pwrite 0.33 µs, each Logger 0.28 µs (decoding
+// 0.11, writing 0.15), fsync under 0.1 µs, and the bus: bus/inproc copies
+// each 256 KiB message per Send (0.43 µs per line); bus/cluster costs
+// 0.6-0.9 µs per line more (it copies on encoding and per delivery).
+// With ~790 lines per bus message, the bus's per-message costs are
+// negligible: the lever left is bytes, not messages.
 //
 // # Testing
 //
