@@ -497,6 +497,9 @@ func TestNFTCutTCP(t *testing.T) {
 
 	load := startLoad(t, "load", rest...)
 	load.waitProgress(t, 2*nftBatch, "load before the cut")
+	for _, n := range ms {
+		require.Len(t, n.rec.LastView().Members, len(ms), "%s: no member excluded under load before the cut", n.host)
+	}
 	lab.CutTCP([]string{"d"}, []string{"a", "b", "c"})
 	cut := time.Now()
 	restView, restAt := sideView(t, rest...)
