@@ -54,6 +54,28 @@ func ExampleMap_Remove() {
 	// Output: a c
 }
 
+// A time-ordered queue: PopFront takes the oldest entry in O(1). A popped
+// element is read before the next insertion, which may reuse its slot.
+func ExampleMap_PopFront() {
+	q := skiplist.New[int64, string]()
+	q.Set(1700000003, "c")
+	q.Set(1700000001, "a")
+	q.Set(1700000002, "b")
+	for cutoff := int64(1700000002); q.Len() > 0 && q.Front().Key() <= cutoff; {
+		e := q.PopFront()
+		fmt.Println("expired", e.Key(), e.Value())
+	}
+	q.Set(1700000004, "d")
+	for k, v := range q.All() {
+		fmt.Println(k, v)
+	}
+	// Output:
+	// expired 1700000001 a
+	// expired 1700000002 b
+	// 1700000003 c
+	// 1700000004 d
+}
+
 func ExampleNewFunc() {
 	// Case-insensitive keys, descending.
 	m := skiplist.NewFunc[string, int](func(a, b string) int {

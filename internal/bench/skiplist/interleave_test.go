@@ -7,11 +7,14 @@ import (
 	"slices"
 	"strconv"
 	"testing"
+	"time"
 )
 
-// TestInterleaved measures each structure in short alternating batches
-// (process CPU time, as cpu-ns/op) and reports, per operation, the median
-// time of each and the median of the per-round ratios to tidwall/btree.
+// TestInterleaved measures each structure in short alternating batches of
+// Get, Insert and Delete of random keys, PopFront and Append of increasing
+// keys (process CPU time, as cpu-ns/op) and reports, per operation, the
+// median time of each and the median of the per-round ratios to
+// tidwall/btree.
 // On a shared machine whose load drifts, this ratio is steadier than one
 // computed from sub-benchmarks run minutes apart. It runs only when
 // PEERSCALE_BENCH_INTERLEAVED is set; PEERSCALE_BENCH_SIZES selects sizes
@@ -27,7 +30,10 @@ func TestInterleaved(t *testing.T) {
 		rounds = r
 	}
 	for _, n := range sizes() {
-		batch := min(max(n/20, 1000), 50_000)
+		// A batch changes at most n/4 elements; small sizes repeat
+		// batches (restoring untimed in between) up to 50,000 operations.
+		batch := min(max(n/4, 1), 50_000)
+		reps := max(50_000/batch, 1)
 		// Keys: n present, a pool of n/4 absent to insert.
 		all := distinctKeys(n+n/4, 11)
 		base, pool := all[:n], all[n:]
@@ -40,6 +46,7 @@ func TestInterleaved(t *testing.T) {
 			delAt     int
 			delPool   []int64
 			next      int64
+			popped    int
 			appendSet ordered
 		}
 		var sts []*state
@@ -78,6 +85,14 @@ func TestInterleaved(t *testing.T) {
 					st.delAt++
 				}
 			}},
+			{"PopFront", func(st *state) {
+				for range batch {
+					if !st.appendSet.popFront() {
+						t.Fatal("empty")
+					}
+					st.popped++
+				}
+			}},
 			{"Append", func(st *state) {
 				for range batch {
 					st.appendSet.set(st.next, st.next)
@@ -98,6 +113,10 @@ func TestInterleaved(t *testing.T) {
 				st.appendSet.popBack()
 				st.next--
 			}
+			for k := range int64(st.popped) {
+				st.appendSet.set(k, k)
+			}
+			st.popped = 0
 		}
 		times := make([][][]float64, len(ops)) // op, impl, round
 		for o := range ops {
@@ -108,18 +127,20 @@ func TestInterleaved(t *testing.T) {
 				for i := range impls {
 					// Alternate the order so that neither always runs first.
 					i = (i + r) % len(impls)
-					c0 := processCPU()
-					op.run(sts[i])
-					times[o][i] = append(times[o][i], float64((processCPU()-c0).Nanoseconds())/float64(batch))
+					var cpu time.Duration
+					for range reps {
+						c0 := processCPU()
+						op.run(sts[i])
+						cpu += processCPU() - c0
+						restore(sts[i])
+					}
+					times[o][i] = append(times[o][i], float64(cpu.Nanoseconds())/float64(batch*reps))
 				}
-			}
-			for _, st := range sts {
-				restore(st)
 			}
 		}
 		ref := slices.IndexFunc(impls, func(im impl) bool { return im.name == "tidwall-btree" })
 		for o, op := range ops {
-			line := fmt.Sprintf("n=%d %-7s", n, op.name)
+			line := fmt.Sprintf("n=%d %-8s", n, op.name)
 			for i, im := range impls {
 				var ratios []float64
 				for r := range rounds {
