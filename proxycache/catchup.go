@@ -401,6 +401,7 @@ func (c *Cache) applyMissed(t purgeTarget, at time.Time) {
 		t.host = o.host
 	}
 	n := c.store.purgeBefore(t, at.Add(purgeSlack))
+	c.kickTrash()
 	c.st.purges.Add(1)
 	c.st.purgedObjects.Add(uint64(n))
 	c.log.Debug("missed purge applied", "kind", t.kind, "host", t.host, "path", t.path, "at", at, "removed", n)

@@ -276,6 +276,11 @@ func (c *Cache) invalidate(o *origin, u *url.URL) {
 	if n := c.store.purgeKey(t.host + t.path); n > 0 {
 		c.st.purgedObjects.Add(uint64(n))
 	}
+	if c.cl == nil {
+		c.store.removeFiles()
+	} else {
+		c.kickTrash()
+	}
 	c.st.purges.Add(1)
 	if c.cl != nil {
 		c.cl.announce(t)
@@ -359,6 +364,10 @@ func (c *Cache) fail(w http.ResponseWriter, r *http.Request, err error) {
 	w.WriteHeader(code)
 }
 
+// unlinkDelay is how long after a purge its files are removed (in
+// batches) when the purge came through the bus.
+const unlinkDelay = 20 * time.Millisecond
+
 // janitor enforces the inactive timeout and deletes purged trees.
 func (c *Cache) janitor() {
 	every := time.Minute
@@ -370,6 +379,13 @@ func (c *Cache) janitor() {
 	stamp := time.NewTicker(stampEvery)
 	defer stamp.Stop()
 	c.stamp()
+	// Files of purged entries go in batches, a little after the purge:
+	// the disk work then does not compete with the purge messages for
+	// the CPU.
+	batch := time.NewTimer(time.Hour)
+	batch.Stop()
+	defer batch.Stop()
+	armed := false
 	for {
 		select {
 		case <-c.ctx.Done():
@@ -377,11 +393,21 @@ func (c *Cache) janitor() {
 		case <-stamp.C:
 			c.stamp()
 		case <-c.trash:
-			c.store.emptyTrash()
+			if !armed {
+				batch.Reset(unlinkDelay)
+				armed = true
+			}
+		case <-batch.C:
+			armed = false
+			c.store.removeFiles()
+			if c.store.trashed.Load() {
+				c.store.emptyTrash()
+			}
 		case now := <-tick.C:
 			if t := c.cfg.InactiveTimeout; t > 0 {
 				c.store.expire(now.Add(-t))
 			}
+			c.store.removeFiles()
 			c.store.emptyTrash()
 		}
 	}
@@ -430,6 +456,7 @@ func (c *Cache) Close() error {
 		}
 		c.wg.Wait()
 		c.stamp()
+		c.store.removeFiles()
 		c.store.emptyTrash()
 	})
 	return nil

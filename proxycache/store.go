@@ -47,6 +47,8 @@ type store struct {
 	memMax   int64 // bound on bodies kept in memory
 	memObj   int64 // largest body kept in memory
 	memBytes int64
+	unlinks  []unlink    // files of purged entries, for removeFiles
+	trashed  atomic.Bool // something was moved to the trash since emptyTrash
 
 	// floor: entries fetched (ReqTime) before it, unix nanoseconds, may
 	// have missed purges and are revalidated before use.
@@ -302,6 +304,43 @@ func (s *store) removeLocked(it *item, files bool) {
 	}
 }
 
+// removeLaterLocked removes it from the index at once, which is what stops
+// it being served, and queues its files for removeFiles: a purge does not
+// wait for the file system (unlink can stall for milliseconds on a
+// journal commit) and holds no lock while the files go.
+func (s *store) removeLaterLocked(it *item) {
+	s.removeLocked(it, false)
+	s.unlinks = append(s.unlinks, unlink{rel: it.rel, dev: it.m.Dev, ino: it.m.Ino})
+}
+
+// unlink is a purged entry whose files are still to be removed.
+type unlink struct {
+	rel      string
+	dev, ino uint64
+}
+
+// removeFiles removes the files of purged entries. A body is removed only
+// if it is still the purged one (an entry stored again meanwhile under the
+// same name keeps its files); its sidecar goes with it.
+func (s *store) removeFiles() {
+	s.mu.Lock()
+	q := s.unlinks
+	s.unlinks = nil
+	s.mu.Unlock()
+	for _, u := range q {
+		fi, err := os.Lstat(s.abs(u.rel))
+		if err != nil {
+			_ = os.Remove(s.abs(u.rel + metaSuffix))
+			continue
+		}
+		if dev, ino := fileID(fi); dev != u.dev || ino != u.ino {
+			continue
+		}
+		_ = os.Remove(s.abs(u.rel + metaSuffix))
+		_ = os.Remove(s.abs(u.rel))
+	}
+}
+
 // tempFile creates a file for a body being written.
 func (s *store) tempFile() (*os.File, error) {
 	return os.CreateTemp(s.abs(tmpDir), "body-*")
@@ -489,7 +528,7 @@ func (s *store) purgeKey(key string) int {
 	defer s.mu.Unlock()
 	s.recordPurgeLocked(key, true)
 	if it := s.items[key]; it != nil {
-		s.removeLocked(it, true)
+		s.removeLaterLocked(it)
 		return 1
 	}
 	return 0
@@ -512,7 +551,11 @@ func (s *store) purgePrefix(host, pathPrefix string) int {
 	n := 0
 	for key, it := range s.items {
 		if strings.HasPrefix(key, prefix) {
-			s.removeLocked(it, !isDir || !strings.HasPrefix(it.rel, dir+"/"))
+			if isDir && strings.HasPrefix(it.rel, dir+"/") {
+				s.removeLocked(it, false) // in the trash already
+			} else {
+				s.removeLaterLocked(it)
+			}
 			n++
 		}
 	}
@@ -537,14 +580,14 @@ func (s *store) purgeBefore(t purgeTarget, before time.Time) int {
 	n := 0
 	if exact {
 		if it := s.items[prefix]; it != nil && it.m.ReqTime < b {
-			s.removeLocked(it, true)
+			s.removeLaterLocked(it)
 			n++
 		}
 		return n
 	}
 	for key, it := range s.items {
 		if strings.HasPrefix(key, prefix) && it.m.ReqTime < b {
-			s.removeLocked(it, true)
+			s.removeLaterLocked(it)
 			n++
 		}
 	}
@@ -583,6 +626,9 @@ func (s *store) trashLocked(rel string) error {
 	s.trashN++
 	dst := s.abs(trashDir + "/" + strconv.FormatInt(time.Now().UnixNano(), 36) + "-" + strconv.FormatUint(s.trashN, 10))
 	err := os.Rename(s.abs(rel), dst)
+	if err == nil {
+		s.trashed.Store(true)
+	}
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
@@ -591,6 +637,7 @@ func (s *store) trashLocked(rel string) error {
 
 // emptyTrash deletes purged trees.
 func (s *store) emptyTrash() {
+	s.trashed.Store(false)
 	des, _ := os.ReadDir(s.abs(trashDir))
 	for _, d := range des {
 		_ = os.RemoveAll(s.abs(trashDir + "/" + d.Name()))
