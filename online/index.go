@@ -27,7 +27,7 @@ type Config struct {
 	// MaxUsers bounds the users tracked: a hit of a new user when the
 	// index is full evicts the user seen least recently (counted in
 	// IndexStats.Evicted). Zero means DefaultMaxUsers (10 million, about
-	// 1.7 GB).
+	// 1.5 GB).
 	MaxUsers int
 }
 

@@ -439,14 +439,28 @@ func (o *order[R, K]) seekIn(l *list[R], k K, h int, preds *[tableLevels]*Entry[
 }
 
 // fitsIn reports whether e, linked in l, stays in order with record v.
-func (o *order[R, K]) fitsIn(e *Entry[R], v *R) bool {
+// It loads as few other entries as it can: an entry whose key grows is
+// compared with the tail (recently used, so cached) before its next
+// neighbour, and one whose key shrinks only with its previous neighbour.
+func (o *order[R, K]) fitsIn(l *list[R], e *Entry[R], v *R) bool {
 	k := o.key(v)
+	c := o.cmp(k, o.key(&e.val))
 	el := lk(e, o.pos, 0, len(o.t.indexes))
-	// The next entry first: an update usually moves an entry forward.
-	if el.next != nil && o.cmp(o.key(&el.next.val), k) <= 0 {
-		return false
+	switch {
+	case c > 0 || c == 0 && !o.unique:
+		// Only the entries after e can be out of order.
+		if el.next == nil {
+			return true
+		}
+		if o.before(l.last(), k) {
+			return false // e goes after the tail, which is not e
+		}
+		return o.cmp(o.key(&el.next.val), k) > 0
+	case c == 0:
+		return true // same key in a Unique index
+	default:
+		return el.prev == nil || o.before(el.prev, k)
 	}
-	return el.prev == nil || o.before(el.prev, k)
 }
 
 // ceil returns the first entry of l with key >= k (strict: key > k).
@@ -591,7 +605,7 @@ func (x *Index[R, K]) seek(v *R, h int, preds *[tableLevels]*Entry[R]) *Entry[R]
 	return nil
 }
 
-func (x *Index[R, K]) fits(e *Entry[R], v *R) bool { return x.fitsIn(e, v) }
+func (x *Index[R, K]) fits(e *Entry[R], v *R) bool { return x.fitsIn(&x.l, e, v) }
 
 func (x *Index[R, K]) holder(v *R) *Entry[R] {
 	if !x.unique {

@@ -63,7 +63,8 @@ func (x *GroupIndex[R, K]) seek(v *R, h int, preds *[tableLevels]*Entry[R]) *Ent
 }
 
 func (x *GroupIndex[R, K]) fits(e *Entry[R], v *R) bool {
-	return x.group(v) == x.group(&e.val) && x.fitsIn(e, v)
+	g := x.group(v)
+	return g == x.group(&e.val) && x.fitsIn(&g.l, e, v)
 }
 
 func (x *GroupIndex[R, K]) holder(*R) *Entry[R] { return nil }
