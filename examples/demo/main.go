@@ -35,9 +35,8 @@
 //     the first is the leader). A killed member shows when it died.
 //   - DELIVERY LEVELS: every member sends one message at every level to the
 //     "demo" group twice a second; the table shows how many each member
-//     received per level. bus/cluster provides unreliable, reliable and fifo;
-//     causal, agreed and safe show as unsupported there (-bus inproc has them
-//     all).
+//     received per level. A level the bus does not provide shows as
+//     unsupported (-bus inproc has them all).
 //   - CACHE: per member, requests routed to it, cache hits and misses,
 //     objects stored and purges applied, and the origin's request count.
 //   - ACCESS LOG: records published and acknowledged by the publishers,

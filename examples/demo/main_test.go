@@ -59,11 +59,19 @@ func TestDemo(t *testing.T) {
 	assert.Greater(t, summaryInt(t, s, `logging   continued: (\d+) lines`), 0, s)
 	assert.Contains(t, s, "shutdown  clean")
 
-	// The frames show every section, and the levels bus/cluster lacks.
+	// The frames show every section.
 	for _, want := range []string{"MEMBERS AND VIEWS", "DELIVERY LEVELS", "CACHE", "ACCESS LOG",
-		"WHO'S ONLINE", "VIRTUAL IPs", "EVENTS", "purged http://images.demo/thumbs/ on every member",
-		"agreed     unsupported by bus/cluster"} {
+		"WHO'S ONLINE", "VIRTUAL IPs", "EVENTS", "purged http://images.demo/thumbs/ on every member"} {
 		assert.Contains(t, all, want)
+	}
+	// bus/cluster delivers Causal and Agreed: the last frame counts them at
+	// the two survivors.
+	for _, level := range []string{"causal", "agreed"} {
+		rows := regexp.MustCompile(`(?m)^  `+level+` +(\d+) +(\d+) +\d+$`).FindAllStringSubmatch(all, -1)
+		require.NotEmpty(t, rows, "no %s row with counts", level)
+		last := rows[len(rows)-1]
+		assert.NotEqual(t, "0", last[1], "%s at web1", level)
+		assert.NotEqual(t, "0", last[2], "%s at web2", level)
 	}
 	assert.NotContains(t, all, "\x1b[", "no ANSI codes when the output is not a terminal")
 
