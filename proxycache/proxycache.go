@@ -45,8 +45,9 @@ type Config struct {
 	// through. Zero means MaxBytes/8.
 	MaxObjectSize int64
 	// MemoryObjectSize is the largest body also kept in memory once it was
-	// hit twice (the file is still checked with one stat per hit, so a
-	// body deleted by hand stays a miss). Zero means 16 KiB; negative
+	// hit twice. Such a hit touches no file: the body file is checked
+	// (one stat) at most once a second, so a body deleted or replaced by
+	// hand becomes a miss within a second. Zero means 16 KiB; negative
 	// keeps no body in memory.
 	MemoryObjectSize int64
 	// MemoryBytes bounds the bodies kept in memory. Zero means 64 MiB.

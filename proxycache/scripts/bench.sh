@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Cache-hit benchmark on loopback: proxycache vs nginx proxy_cache vs
 # http.FileServer vs the smallest net/http handlers that send a file with
-# sendfile (sendfile) or a prepared []byte (memory), all serving the same
-# objects. Servers are pinned to CPU 0 (Go with GOMAXPROCS=1, nginx with one
+# sendfile (sendfile) or a prepared []byte (memory; memhdr with the seven
+# header fields of a proxycache hit), all serving the same objects. Servers are pinned to CPU 0 (Go with GOMAXPROCS=1, nginx with one
 # worker) and wrk to CPU 1, same wrk settings for all (1 thread, CONNS
 # keep-alive connections). For each server and size it reports requests/s
 # and the server's CPU time per request (utime+stime of the whole process,
@@ -23,7 +23,7 @@ RUNS=${RUNS:-5}
 DURATION=${DURATION:-4s}
 CONNS=${CONNS:-8}
 SIZES=${SIZES:-"10240 1048576"}
-SERVERS=${SERVERS:-"proxycache nginx fileserver sendfile memory"}
+SERVERS=${SERVERS:-"proxycache nginx fileserver sendfile memory memhdr"}
 for tool in wrk nginx taskset curl go; do
 	command -v "$tool" >/dev/null || { echo "bench.sh: $tool not found" >&2; exit 1; }
 done
@@ -42,7 +42,7 @@ cleanup() {
 trap cleanup EXIT
 (cd "$root" && go build -o "$work/benchserver" ./internal/bench/proxycache/benchserver)
 
-ORIGIN=127.0.0.1:18180 PROXY=127.0.0.1:18181 NGINX=127.0.0.1:18182 FILES=127.0.0.1:18183 SENDFILE=127.0.0.1:18184 MEMORY=127.0.0.1:18185
+ORIGIN=127.0.0.1:18180 PROXY=127.0.0.1:18181 NGINX=127.0.0.1:18182 FILES=127.0.0.1:18183 SENDFILE=127.0.0.1:18184 MEMORY=127.0.0.1:18185 MEMHDR=127.0.0.1:18186
 GOMAXPROCS=1 taskset -c 0 "$work/benchserver" -mode origin -listen $ORIGIN 2>/dev/null & pids+=($!)
 GOMAXPROCS=1 taskset -c 0 "$work/benchserver" -mode proxycache -listen $PROXY -dir "$work/cache" -origin http://$ORIGIN 2>/dev/null &
 proxy_pid=$!; pids+=($proxy_pid)
@@ -103,9 +103,12 @@ GOMAXPROCS=1 taskset -c 0 "$work/benchserver" -mode sendfile -listen $SENDFILE -
 sendfile_pid=$!; pids+=($sendfile_pid)
 GOMAXPROCS=1 taskset -c 0 "$work/benchserver" -mode memory -listen $MEMORY 2>/dev/null &
 memory_pid=$!; pids+=($memory_pid)
+GOMAXPROCS=1 taskset -c 0 "$work/benchserver" -mode memhdr -listen $MEMHDR 2>/dev/null &
+memhdr_pid=$!; pids+=($memhdr_pid)
 wait_listen $FILES
 wait_listen $SENDFILE
 wait_listen $MEMORY
+wait_listen $MEMHDR
 
 addr_of() {
 	case $1 in
@@ -114,6 +117,7 @@ addr_of() {
 	fileserver) echo $FILES ;;
 	sendfile) echo $SENDFILE ;;
 	memory) echo $MEMORY ;;
+	memhdr) echo $MEMHDR ;;
 	esac
 }
 pid_of() {
@@ -123,6 +127,7 @@ pid_of() {
 	fileserver) echo $files_pid ;;
 	sendfile) echo $sendfile_pid ;;
 	memory) echo $memory_pid ;;
+	memhdr) echo $memhdr_pid ;;
 	esac
 }
 

@@ -4,7 +4,8 @@
 // send a file with sendfile(2) (mode sendfile: open, fstat, two header
 // fields, io.Copy), the floor for any Go server of files, or the least it
 // can do to answer from memory (mode memory: two header fields and one
-// Write of a prepared body), the floor for hits served from memory.
+// Write of a prepared body), the floor for hits served from memory, and
+// the same with the seven header fields of a proxycache hit (mode memhdr).
 package main
 
 import (
@@ -23,12 +24,13 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/peerscale/peerscale/proxycache"
 )
 
 func main() {
-	mode := flag.String("mode", "proxycache", "origin | proxycache | fileserver | sendfile | memory")
+	mode := flag.String("mode", "proxycache", "origin | proxycache | fileserver | sendfile | memory | memhdr")
 	listen := flag.String("listen", "127.0.0.1:0", "address")
 	dir := flag.String("dir", "", "cache directory (proxycache) or document root (fileserver, sendfile)")
 	origin := flag.String("origin", "", "origin URL (proxycache)")
@@ -97,6 +99,38 @@ func main() {
 			mu.Unlock()
 			w.Header().Set("Content-Type", "application/octet-stream")
 			w.Header().Set("Content-Length", strconv.Itoa(n))
+			w.Write(b)
+		})
+	case "memhdr":
+		// mode memory with the header of a proxycache hit: the same
+		// seven fields, copied from a prepared map.
+		var mu sync.Mutex
+		bodies := map[int][]byte{}
+		heads := map[int]http.Header{}
+		date := time.Now().UTC().Format(http.TimeFormat)
+		h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			var n int
+			if _, err := fmt.Sscanf(r.URL.Path, "/obj-%d", &n); err != nil || n > 64<<20 {
+				http.NotFound(w, r)
+				return
+			}
+			mu.Lock()
+			b, hd := bodies[n], heads[n]
+			if b == nil {
+				b = bytes.Repeat([]byte("x"), n)
+				bodies[n] = b
+				hd = http.Header{
+					"Accept-Ranges": {"bytes"}, "Age": {"1"}, "Cache-Control": {"max-age=86400"},
+					"Cache-Status": {"proxycache; hit; ttl=86399"}, "Content-Length": {strconv.Itoa(n)},
+					"Content-Type": {"application/octet-stream"}, "Date": {date},
+				}
+				heads[n] = hd
+			}
+			mu.Unlock()
+			wh := w.Header()
+			for k, vs := range hd {
+				wh[k] = vs
+			}
 			w.Write(b)
 		})
 	case "sendfile":
