@@ -79,10 +79,12 @@
 //
 // A Publisher is a Sink. Log formats the line and appends the record (the
 // line plus structured fields, see internal/logwire) to an in-memory batch
-// under a mutex: no network, no channel send per line. A flusher goroutine
-// seals a batch when it is full (MaxBatchBytes) or FlushInterval old,
-// writes it to the journal (when Dir is set) and sends it to the group at
-// bus.FIFO. Each batch carries the publisher's ID, its Epoch (new at each
+// under a mutex: no network, no channel send per line. A batch is sealed
+// when it is full (MaxBatchBytes) or FlushInterval old; a journaler
+// goroutine writes it to the journal (when Dir is set) and a flusher
+// goroutine sends it to the group at bus.FIFO. The two work apart, so that
+// while the bus holds Sends back, batches still move to disk and free
+// their memory. Each batch carries the publisher's ID, its Epoch (new at each
 // start) and the sequence numbers of its records (1, 2, ... per epoch).
 //
 // Log allocates nothing in the steady state, except one string when the
@@ -121,8 +123,9 @@
 // # Concurrency
 //
 // Format is immutable. Middleware handlers, Publisher.Log and WriterSink.Log
-// are safe for concurrent use. A Publisher owns two goroutines (flusher,
-// ack receiver); Close stops them and waits; Shutdown drains first.
+// are safe for concurrent use. A Publisher owns three goroutines (flusher,
+// journaler when Dir is set, ack receiver); Close stops them and waits;
+// Shutdown drains first.
 //
 // # Performance
 //

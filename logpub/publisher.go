@@ -116,7 +116,8 @@ type Publisher struct {
 	ack    bus.Group
 
 	scratch sync.Pool
-	kick    chan struct{}
+	kick    chan struct{} // wakes the flusher (sender)
+	jkick   chan struct{} // wakes the journaler
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
 	once    sync.Once
@@ -142,7 +143,8 @@ type Publisher struct {
 	acks       map[string]map[streamKey]ackState // by logger name
 	streams    map[streamKey]bool                // the streams this Publisher holds records of
 	changed    chan struct{}
-	inUse      *batch // the batch whose buffer the flusher reads outside mu
+	inUse      *batch // the batch whose buffer the flusher sends outside mu
+	jInUse     *batch // the batch whose buffer the journaler writes outside mu
 	journalOff bool   // journal full: stop writing until it shrinks
 	stats      Stats
 }
@@ -221,6 +223,7 @@ func New(b bus.Bus, group string, cfg Config) (*Publisher, error) {
 		format:  cfg.Format,
 		log:     cfg.Logger.With("component", "logpub", "group", group),
 		kick:    make(chan struct{}, 1),
+		jkick:   make(chan struct{}, 1),
 		nextSeq: 1,
 		acks:    make(map[string]map[streamKey]ackState),
 		streams: make(map[streamKey]bool),
@@ -263,6 +266,9 @@ func New(b bus.Bus, group string, cfg Config) (*Publisher, error) {
 	p.ack = ack
 	p.cancel = cancel
 	p.wg.Go(func() { p.flusher(ctx) })
+	if p.j != nil {
+		p.wg.Go(func() { p.journaler(ctx) })
+	}
 	p.wg.Go(func() { p.receiveAcks(ctx) })
 	return p, nil
 }
@@ -425,8 +431,14 @@ func (p *Publisher) sealLocked() {
 	})
 	p.stats.Retained += uint64(p.curCount)
 	p.cur = nil
+	wake(p.kick)
+	wake(p.jkick)
+}
+
+// wake signals ch (capacity 1) without blocking.
+func wake(ch chan struct{}) {
 	select {
-	case p.kick <- struct{}{}:
+	case ch <- struct{}{}:
 	default:
 	}
 }
@@ -438,7 +450,7 @@ func (p *Publisher) recycleLocked(b *batch, buf []byte) {
 		buf, b.buf = b.buf, nil
 	}
 	p.memBytes -= int64(p.cfg.MaxBatchBytes + frameHeader)
-	if (b == nil || b != p.inUse) && len(p.free) < 4 && cap(buf) == p.cfg.MaxBatchBytes+frameHeader {
+	if (b == nil || (b != p.inUse && b != p.jInUse)) && len(p.free) < 4 && cap(buf) == p.cfg.MaxBatchBytes+frameHeader {
 		p.free = append(p.free, buf[:0])
 	}
 	p.notifyLocked()
@@ -460,6 +472,10 @@ func (p *Publisher) notifyLocked() {
 	}
 }
 
+// flusher seals the current batch every FlushInterval and sends what is
+// not sent yet. Sending waits on the bus (backpressure); journaling goes on
+// meanwhile in the journaler, so that batches move to disk and memory
+// frees while the bus is slow.
 func (p *Publisher) flusher(ctx context.Context) {
 	t := time.NewTicker(p.cfg.FlushInterval)
 	defer t.Stop()
@@ -472,9 +488,21 @@ func (p *Publisher) flusher(ctx context.Context) {
 			p.mu.Lock()
 			p.sealLocked()
 			p.mu.Unlock()
+			wake(p.jkick) // also retries a journal that was full
+		}
+		p.send(ctx)
+	}
+}
+
+// journaler writes sealed batches to the journal.
+func (p *Publisher) journaler(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-p.jkick:
 		}
 		p.writeJournal()
-		p.send(ctx)
 	}
 }
 
@@ -500,7 +528,7 @@ func (p *Publisher) writeJournal() {
 			p.mu.Unlock()
 			continue
 		}
-		p.inUse = b
+		p.jInUse = b
 		p.mu.Unlock()
 
 		frameBatch(buf) // sealed batches are immutable: no lock needed
@@ -516,7 +544,7 @@ func (p *Publisher) writeJournal() {
 		p.jmu.Unlock()
 
 		p.mu.Lock()
-		p.inUse = nil
+		p.jInUse = nil
 		if full || err != nil {
 			if !p.journalOff {
 				p.journalOff = true
@@ -731,10 +759,7 @@ func (p *Publisher) rewind(pos uint64) {
 		p.sendPos = max(pos, p.base)
 	}
 	p.mu.Unlock()
-	select {
-	case p.kick <- struct{}{}:
-	default:
-	}
+	wake(p.kick)
 }
 
 func (p *Publisher) handleAck(a *logwire.Ack) {
@@ -816,10 +841,7 @@ func (p *Publisher) Flush() {
 	p.mu.Lock()
 	p.sealLocked()
 	p.mu.Unlock()
-	select {
-	case p.kick <- struct{}{}:
-	default:
-	}
+	wake(p.kick)
 }
 
 // Stats returns a snapshot of the counters.

@@ -538,6 +538,37 @@ func TestPublisherJournalFull(t *testing.T) {
 	})
 }
 
+// TestPublisherJournalsWhileBusBlocks checks that a bus holding Sends back
+// (a logger that does not read) does not stop journaling: batches move to
+// disk and free their memory, so Log drops nothing while the journal has
+// room, and everything arrives once the logger reads again.
+func TestPublisherJournalsWhileBusBlocks(t *testing.T) {
+	leakcheck.Check(t)
+	synctest.Test(t, func(t *testing.T) {
+		hub := inproc.New(inproc.Config{QueueLen: 2})
+		defer hub.Close()
+		pb, _ := hub.NewMember("web1")
+		l := newTestLogger(t, hub, "logger1") // not reading yet
+		cfg := Config{ID: "web1", Format: testFormat, MaxBatchBytes: 4096, MaxMemory: 8 * 4104, Dir: t.TempDir()}
+		p, err := New(pb, "logs", cfg)
+		require.NoError(t, err)
+		defer p.Close()
+		for i := range 40 {
+			logN(p, i*50, 50)
+			time.Sleep(50 * time.Millisecond)
+		}
+		st := p.Stats()
+		assert.Zero(t, st.Dropped, "memory freed by journaling while Send waits")
+		assert.Greater(t, st.JournalBytes, int64(200<<10))
+		assert.LessOrEqual(t, st.MemoryBytes, int64(8*4104))
+
+		l.receive(t.Context(), 2000)
+		assert.Equal(t, wantLines(0, 2000), l.lines)
+		l.ack(logwire.AckDurable, false)
+		waitFor(t, "release", func() bool { return p.Stats().Retained == 0 })
+	})
+}
+
 func TestPublisherConcurrentLog(t *testing.T) {
 	leakcheck.Check(t)
 	synctest.Test(t, func(t *testing.T) {
