@@ -14,9 +14,9 @@ func TestDefaultDetector(t *testing.T) {
 	// SuspicionMult 2: memberlist expects no confirmations (mult − 2), so
 	// the suspicion timeout is fixed.
 	assert.Equal(t, 2, d.SuspicionMult)
-	// Documented: declared failed 0.3–0.5 s after the fault (probe wait
-	// of up to one interval, one failed probe, the suspicion timeout),
-	// under 3 intervals of silence tolerated.
+	// A failure is declared one failed probe plus the suspicion timeout
+	// after the next probe of the member: with a probe due within one
+	// interval, 0.6 s.
 	detect := d.ProbeInterval + d.ProbeInterval + time.Duration(d.SuspicionMult)*d.ProbeInterval
 	assert.LessOrEqual(t, detect, 600*time.Millisecond)
 	assert.Less(t, d.SyncTimeout, 2*d.ProbeInterval)

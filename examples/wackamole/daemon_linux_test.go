@@ -45,8 +45,10 @@ type procLab struct {
 	hosts []string
 	vifs  []string
 	extra []string
-	procs map[string]*exec.Cmd
-	outs  map[string]*syncBuffer
+	// hostExtra holds more arguments for single hosts.
+	hostExtra map[string][]string
+	procs     map[string]*exec.Cmd
+	outs      map[string]*syncBuffer
 }
 
 const gossipPort = "7946"
@@ -78,6 +80,7 @@ func (p *procLab) start(host string) {
 		args = append(args, "-vif", "eth0:"+v)
 	}
 	args = append(args, p.extra...)
+	args = append(args, p.hostExtra[host]...)
 	if os.Getenv("WACKAMOLE_TEST_LOGS") != "" {
 		args = append(args, "-debug")
 	}
@@ -137,6 +140,21 @@ func (p *procLab) settled(w *netlab.NeighWatch, ip netip.Addr, within time.Durat
 			p.t.Fatalf("%s not settled within %v (owners %v, client -> %q)\n%s", ip, within, o, p.lab.HostByMAC(w.Current(ip)), logs.String())
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// settledOn waits until ip is settled on host, or on any host when host
+// is empty (a member that prefers the address takes it once mature), and
+// returns the owner.
+func (p *procLab) settledOn(w *netlab.NeighWatch, ip netip.Addr, host string, within time.Duration) string {
+	p.t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		owner := p.settled(w, ip, time.Until(deadline))
+		if host == "" || owner == host {
+			return owner
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
 
@@ -339,7 +357,8 @@ func (p *procLab) waitMembers(n int, t time.Time, within time.Duration) {
 type phases struct {
 	owner, next string
 	// coord: the failed owner coordinated the bus, so a new coordinator
-	// took over; syncTimedOut: it waited its SyncTimeout for a state.
+	// took over; syncTimedOut: it waited its SyncTimeout for a state or
+	// an order flush.
 	coord, syncTimedOut bool
 	// confirmations is memberlist's count of independent suspicions when
 	// it declared the owner failed.
@@ -415,7 +434,7 @@ func (p *procLab) phaseTrial(w *netlab.NeighWatch, arps *netlab.ARPWatch, addrs 
 	ph.suspect = first(func(l logAt) bool { return strings.HasPrefix(l.msg, "memberlist: Suspect "+node) })
 	ph.dead = first(func(l logAt) bool { return l.msg == "member down" && strings.Contains(l.line, "peer="+node) })
 	ph.coord = first(func(l logAt) bool { return l.msg == "coordinator" }) >= 0
-	ph.syncTimedOut = first(func(l logAt) bool { return l.msg == "state sync timed out" }) >= 0
+	ph.syncTimedOut = first(func(l logAt) bool { return l.msg == "state sync timed out" || l.msg == "order flush timed out" }) >= 0
 	for _, h := range p.hosts {
 		if h == owner {
 			continue
@@ -457,7 +476,11 @@ func percentile(ds []time.Duration, q float64) time.Duration {
 // into phases (p50 of each reported, every trial logged). Each iteration
 // is one failover; run it with -benchtime 20x. WACKAMOLE_BENCH_PROFILES
 // lists other profiles, separated by ";", each a -profile name and
-// optional overrides ("vip;vip -suspicion-mult 3").
+// optional overrides ("vip;vip -suspicion-mult 3"). The first daemon
+// started, the oldest, coordinates the bus and takes the address: each
+// failover also hands the coordinator role over. With
+// WACKAMOLE_BENCH_PREFER=b the address goes to b instead, which does not
+// coordinate.
 func BenchmarkFailover(b *testing.B) {
 	for spec := range strings.SplitSeq(cmp.Or(os.Getenv("WACKAMOLE_BENCH_PROFILES"), "vip;lan"), ";") {
 		args := strings.Fields(spec)
@@ -468,6 +491,10 @@ func BenchmarkFailover(b *testing.B) {
 		b.Run("profile="+profile, func(b *testing.B) {
 			p := newProcLab(b, []string{"a", "b", "c"}, []string{"198.18.0.100"},
 				append(append([]string{"-profile"}, args...), "-debug", "-stats-interval", "100ms")...)
+			prefer := os.Getenv("WACKAMOLE_BENCH_PREFER")
+			if prefer != "" {
+				p.hostExtra = map[string][]string{prefer: {"-prefer", "eth0:198.18.0.100"}}
+			}
 			ip := netip.MustParseAddr("198.18.0.100")
 			for _, h := range p.hosts {
 				p.start(h)
@@ -479,8 +506,9 @@ func BenchmarkFailover(b *testing.B) {
 				addrs[h] = p.lab.WatchAddrs(h)
 			}
 			start := time.Now()
-			owner := p.settled(w, ip, 30*time.Second)
+			p.settled(w, ip, 30*time.Second)
 			p.waitMembers(3, start, 30*time.Second)
+			owner := p.settledOn(w, ip, prefer, 30*time.Second)
 			if dir := os.Getenv("WACKAMOLE_TEST_LOGDIR"); dir != "" {
 				b.Cleanup(func() {
 					for h, out := range p.outs {
@@ -495,8 +523,9 @@ func BenchmarkFailover(b *testing.B) {
 				b.StopTimer()
 				healed := time.Now()
 				p.lab.Attach(owner)
-				owner = p.settled(w, ip, 60*time.Second)
+				p.settled(w, ip, 60*time.Second)
 				p.waitMembers(3, healed, 60*time.Second)
+				owner = p.settledOn(w, ip, prefer, 30*time.Second)
 				b.StartTimer()
 			}
 			totals := make([]time.Duration, len(trials))
