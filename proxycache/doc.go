@@ -145,8 +145,11 @@
 // revalidated once, on its next use, instead of being deleted. A brand-new
 // member with an empty store asks nothing; the members it joins ask it
 // (it may come from the other side of a partition) but keep serving while
-// it answers. Stats reports CatchUps, MissedPurges, CatchUpFailures and
-// RevalidateBefore.
+// it answers. An answer vouches only for the time since the answering
+// member started (or since the oldest purge its log had to drop): after
+// the whole cluster restarted, entries fetched before the members started
+// are revalidated once. Stats reports CatchUps, MissedPurges,
+// CatchUpFailures and RevalidateBefore.
 //
 // What this does not cover: a purge made only by members that are gone
 // for good before the others learnt it (the bus does not promise its
@@ -273,4 +276,6 @@
 // caches over bus/inproc: purges interleaved at random with fills, a join,
 // a restart and a partition heal that keep what was not purged, and a
 // catch-up beyond the others' logs that revalidates instead of deleting.
+// internal/bench/proxycache restarts a cache over bus/cluster on loopback
+// (TestRestartOverCluster).
 package proxycache
