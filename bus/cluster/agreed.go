@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"errors"
 	"maps"
 	"runtime"
 	"slices"
@@ -109,10 +110,24 @@ func (s *sequencer) order(r request) {
 		}
 		sg := s.group(r.group)
 		size := len(r.body) + len(r.msg.Payload)
-		for len(sg.held) > 0 && (len(sg.held) >= maxHeld || sg.heldBytes+size > s.b.cfg.WindowBytes) {
-			sg.heldBytes -= len(sg.held[0].body) + len(sg.held[0].msg.Payload)
-			sg.held[0] = request{}
-			sg.held = sg.held[1:]
+		limit := maxHeld
+		if s.b.coordinator() == s.b.self {
+			limit = maxHeldTakeover // taking over: keep what comes until active
+		}
+		for len(sg.held) > 0 && (len(sg.held) >= limit || sg.heldBytes+size > s.b.cfg.WindowBytes) {
+			// Drop the oldest request, a re-submitted one last: its
+			// sender sends it only once.
+			i := slices.IndexFunc(sg.held, func(h request) bool { return h.msg.Flags&flagResubmit == 0 })
+			if i < 0 || len(sg.held) >= maxHeldTakeover {
+				i = 0
+			}
+			sg.heldBytes -= len(sg.held[i].body) + len(sg.held[i].msg.Payload)
+			if i == 0 {
+				sg.held[0] = request{}
+				sg.held = sg.held[1:]
+			} else {
+				sg.held = slices.Delete(sg.held, i, i+1)
+			}
 		}
 		sg.held = append(sg.held, r)
 		sg.heldBytes += size
@@ -439,7 +454,10 @@ func (s *sequencer) releaseLocked() {
 
 // maxHeld bounds the requests a sequencer keeps per group while it is
 // not active.
-const maxHeld = 4096
+const (
+	maxHeld         = 4096
+	maxHeldTakeover = 1 << 20
+)
 
 // deactivate stops ordering: the coordinator changed. A member taking
 // over keeps the requests it holds; the others drop them.
@@ -517,7 +535,11 @@ func (b *Bus) resubmitLocked(group string, o *outbox, coord bus.MemberID) {
 		return
 	}
 	for _, e := range o.ents {
-		l.send(nil, fData, e.body)
+		m, err := decodeData(e.body)
+		if err != nil {
+			continue
+		}
+		l.send(nil, fData, encodeTotal(m.Level, m.ViewSeq, m.Seq, m.Flags|flagResubmit, group, m.Payload))
 	}
 }
 
@@ -619,11 +641,14 @@ func (b *Bus) sendTotal(ctx context.Context, name string, level bus.Level, data 
 	}
 	seq := o.seq + 1
 	body := encodeTotal(level, v.ID.Seq, seq, flags, name, data)
-	for _, l := range links {
-		if err := l.waitRoom(ctx, len(body), name); err != nil {
+	for i, l := range links {
+		if err := l.waitRoom(ctx, len(body), name); errors.Is(err, errNotMember) {
+			links[i] = nil
+		} else if err != nil {
 			return err
 		}
 	}
+	links = slices.DeleteFunc(links, func(l *link) bool { return l == nil })
 	if h != nil {
 		if err := h.waitRoom(ctx); err != nil {
 			return err

@@ -3,8 +3,10 @@ package cluster
 import (
 	"context"
 	"errors"
+	"net"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -185,4 +187,123 @@ func TestCausalIsAgreed(t *testing.T) {
 func isView(ev bus.Event) bool {
 	_, ok := ev.(*bus.View)
 	return ok
+}
+
+// cutConn fails every read and write while cut is set: the member's data
+// links break and cannot reconnect, while memberlist stays healthy.
+type cutConn struct {
+	net.Conn
+	cut *atomic.Bool
+}
+
+var errCut = errors.New("test: link cut")
+
+func (c cutConn) Read(p []byte) (int, error) {
+	if c.cut.Load() {
+		c.Conn.Close()
+		return 0, errCut
+	}
+	return c.Conn.Read(p)
+}
+
+func (c cutConn) Write(p []byte) (int, error) {
+	if c.cut.Load() {
+		c.Conn.Close()
+		return 0, errCut
+	}
+	return c.Conn.Write(p)
+}
+
+// TestLinkTimeoutExcludes cuts one member's data links while memberlist
+// reports it alive: after LinkTimeout the others install a view without
+// it and go on with one order; once its links work again it is back in
+// their view.
+func TestLinkTimeoutExcludes(t *testing.T) {
+	leakcheck.Check(t)
+	var cut atomic.Bool
+	const timeout = 2 * time.Second
+	bs := startN(t, 3, func(i int, c *Config) {
+		c.LinkTimeout = timeout
+		if i == 2 {
+			c.wrapConn = func(nc net.Conn) net.Conn { return cutConn{nc, &cut} }
+		}
+	})
+	rs, _ := joinRecorded(t, bs[:2])
+	g2, err := bs[2].Join(ctxT(t, 20*time.Second), "g")
+	require.NoError(t, err)
+	go func() { // the cut member reads everything, unchecked
+		for {
+			if _, err := g2.Recv(t.Context()); err != nil {
+				return
+			}
+		}
+	}()
+	all := []bus.MemberID{bs[0].Self(), bs[1].Self(), bs[2].Self()}
+	for _, r := range rs {
+		r.WaitMembers(t, all...)
+	}
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	flood(&wg, bs[0], "a", stop)
+	flood(&wg, bs[1], "b", stop)
+	rs[1].Wait(t, "traffic", func(evs []bus.Event) bool { return len(evs) > 200 })
+	start := time.Now()
+	cut.Store(true)
+	for _, r := range rs {
+		r.WaitMembers(t, bs[0].Self(), bs[1].Self())
+	}
+	took := time.Since(start)
+	t.Logf("excluded %v after the cut (LinkTimeout %v)", took, timeout)
+	assert.GreaterOrEqual(t, took, timeout-200*time.Millisecond) // a broken link is noticed up to one tick early
+	n := rs[1].Len()
+	rs[1].Wait(t, "traffic without the cut member", func(evs []bus.Event) bool { return len(evs) > n+200 })
+	for _, b := range bs {
+		assert.Equal(t, 3, b.Stats().Members, "memberlist still sees everyone")
+	}
+
+	cut.Store(false)
+	for _, r := range rs {
+		r.WaitMembers(t, all...)
+	}
+	close(stop)
+	wg.Wait()
+	sameOrder(t, rs)
+}
+
+// TestSlowTimeoutExcludes has a member stop reading: Sends block on it
+// until SlowTimeout, then it is excluded and they go on; once it reads
+// again it comes back.
+func TestSlowTimeoutExcludes(t *testing.T) {
+	leakcheck.Check(t)
+	const timeout = time.Second
+	bs := startN(t, 3, func(i int, c *Config) {
+		c.SlowTimeout = timeout
+		c.QueueLen = 64
+	})
+	gs := make([]bus.Group, 3)
+	for i, b := range bs {
+		g, err := b.Join(ctxT(t, 20*time.Second), "g")
+		require.NoError(t, err)
+		gs[i] = g
+	}
+	rs := []*bustest.Recorder{bustest.Record(t, bs[0].Self(), gs[0]), bustest.Record(t, bs[1].Self(), gs[1])}
+	all := []bus.MemberID{bs[0].Self(), bs[1].Self(), bs[2].Self()}
+	for _, r := range rs {
+		r.WaitMembers(t, all...)
+	}
+	// gs[2] is not read: after 64 messages Sends wait for its credit.
+	start := time.Now()
+	for i := range uint64(400) {
+		require.NoError(t, bs[0].Send(ctxT(t, 20*time.Second), "g", bus.FIFO, bustest.Payload("f", i, 0)))
+	}
+	took := time.Since(start)
+	t.Logf("400 Sends took %v with a member not reading (SlowTimeout %v)", took, timeout)
+	assert.GreaterOrEqual(t, took, timeout)
+	for _, r := range rs {
+		r.WaitMembers(t, bs[0].Self(), bs[1].Self())
+	}
+	r2 := bustest.Record(t, bs[2].Self(), gs[2])
+	for _, r := range append(rs, r2) {
+		r.WaitMembers(t, all...)
+	}
 }

@@ -50,8 +50,11 @@ type Bus struct {
 	tomb   map[bus.MemberID]time.Time
 	coord  bus.MemberID
 	nalive int
-	viewCh chan struct{} // closed and replaced when known or stable changes
-	synced chan struct{} // closed once the coordinator sent the views
+	// unreachable lists the live members the manager found unreachable
+	// on their links (reported to the coordinator in the state).
+	unreachable, slow []bus.MemberID
+	viewCh            chan struct{} // closed and replaced when known or stable changes
+	synced            chan struct{} // closed once the coordinator sent the views
 
 	evMu       sync.Mutex
 	evs        []event
@@ -152,6 +155,22 @@ func New(name string, cfg Config) (*Bus, error) {
 	}
 	b.log.Info("member started", "gossip", ml.LocalNode().Address(), "data", b.meta.DataAddr)
 	return b, nil
+}
+
+// inView reports whether peer is in group's latest view, or is the
+// coordinator (which orders every group), with the channel closed on the
+// next view change.
+func (b *Bus) inView(group string, peer bus.MemberID) (<-chan struct{}, bool) {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	v := b.known[group]
+	return b.viewCh, peer == b.coord || v == nil || slices.Contains(v.Members, peer)
+}
+
+func (b *Bus) coordinator() bus.MemberID {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	return b.coord
 }
 
 // Self returns this member's id.
@@ -333,11 +352,14 @@ func (b *Bus) Send(ctx context.Context, name string, level bus.Level, data []byt
 	} else {
 		// Wait for room everywhere first, so that a Send ended by its ctx
 		// reached every member or none.
-		for _, l := range links {
-			if err := l.waitRoom(ctx, len(body), name); err != nil {
+		for i, l := range links {
+			if err := l.waitRoom(ctx, len(body), name); errors.Is(err, errNotMember) {
+				links[i] = nil
+			} else if err != nil {
 				return err
 			}
 		}
+		links = slices.DeleteFunc(links, func(l *link) bool { return l == nil })
 		if h != nil {
 			if err := h.waitRoom(ctx); err != nil {
 				return err

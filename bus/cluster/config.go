@@ -61,16 +61,15 @@ type Config struct {
 	// DialTimeout bounds a data link's connect and handshake. Zero means 2 s.
 	DialTimeout time.Duration
 	// LinkTimeout is how long the data link to a member may stay down
-	// while memberlist still reports it alive (TCP blocked, UDP not)
-	// before the member is excluded from the views; it comes back as a
-	// merge once the link works again. Zero means 3 s; negative disables
-	// the check.
+	// (or leave frames unacknowledged) while memberlist still reports it
+	// alive (TCP blocked, UDP not) before one of the two is excluded from
+	// the views (the younger); it comes back once the link works again.
+	// Zero means 3 s; negative disables the check.
 	LinkTimeout time.Duration
-	// SlowTimeout is how long a member may leave sent frames unacknowledged
-	// or hold back credit (it stopped reading) while senders wait before it
-	// is excluded from the views instead of blocking them forever; it comes
-	// back as a merge once it reads again. Zero means 10 s; negative
-	// disables the check.
+	// SlowTimeout is how long a member may hold back a group's credit (its
+	// application stopped reading) while senders wait before it is excluded
+	// from the views instead of blocking them forever; it comes back once
+	// it reads again. Zero means 10 s; negative disables the check.
 	SlowTimeout time.Duration
 
 	// Memberlist, if set, is called with the memberlist configuration just

@@ -20,6 +20,9 @@ type network struct {
 func (n *network) NewMember(t testing.TB, name string) bus.Bus {
 	t.Helper()
 	cfg := testConfig(n.n)
+	// The Backpressure case stops reading for longer than SlowTimeout and
+	// expects everything once it reads again: no exclusion here.
+	cfg.SlowTimeout = -1
 	n.n++
 	if n.seed != "" {
 		cfg.Seeds = []string{n.seed}

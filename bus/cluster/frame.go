@@ -249,7 +249,8 @@ func encodeData(level bus.Level, viewSeq uint64, group string, payload []byte) [
 
 // Flags of a totally ordered message.
 const (
-	flagOpen = 1 // from a non-member: the sequencer passes it on to late joiners
+	flagOpen     = 1 // from a non-member: the sequencer passes it on to late joiners
+	flagResubmit = 2 // sent again to a new sequencer
 )
 
 // encodeTotal is encodeData with the sender's sequence number of the
@@ -283,7 +284,7 @@ func decodeData(p []byte) (dataMsg, error) {
 	if m.Level.Total() {
 		m.Seq = d.uvarint("sequence")
 		m.Flags = d.byte1("flags")
-		if d.err == nil && m.Flags&^flagOpen != 0 {
+		if d.err == nil && m.Flags&^(flagOpen|flagResubmit) != 0 {
 			d.fail("flags")
 		}
 	}
@@ -384,6 +385,10 @@ type stateMsg struct {
 	// Orders is, for each joined group, how far this member has received
 	// the group's Agreed order (for a new sequencer's flush).
 	Orders []orderState
+	// Unreachable lists the live members this member's links have failed
+	// to reach for LinkTimeout; Slow those that stopped reading for
+	// SlowTimeout.
+	Unreachable, Slow []bus.MemberID
 }
 
 // orderState is a member's progress in one group's Agreed order.
@@ -395,6 +400,8 @@ type orderState struct {
 	Recv, Stable uint64
 	// High holds, per sender, the highest sequence number ordered.
 	High []senderSeq
+	// View is the last view this member delivered.
+	View bus.ViewID
 }
 
 type senderSeq struct {
@@ -422,6 +429,14 @@ func (s *stateMsg) encode() []byte {
 			b = putMember(b, h.Sender)
 			b = binary.AppendUvarint(b, h.Seq)
 		}
+		b = binary.AppendUvarint(b, o.View.Seq)
+		b = putMember(b, o.View.Coord)
+	}
+	for _, l := range [][]bus.MemberID{s.Unreachable, s.Slow} {
+		b = binary.AppendUvarint(b, uint64(len(l)))
+		for _, m := range l {
+			b = putMember(b, m)
+		}
 	}
 	return b
 }
@@ -441,7 +456,7 @@ func decodeState(p []byte) (stateMsg, error) {
 	for range n {
 		s.Views = append(s.Views, d.view())
 	}
-	n = d.count(5, "orders")
+	n = d.count(14, "orders")
 	for range n {
 		var o orderState
 		o.Group = d.str(bus.MaxGroupName, "order group")
@@ -452,7 +467,17 @@ func decodeState(p []byte) (stateMsg, error) {
 			m := d.member("order sender")
 			o.High = append(o.High, senderSeq{m, d.uvarint("order seq")})
 		}
+		o.View.Seq = d.uvarint("order view")
+		o.View.Coord = d.member("order view coord")
 		s.Orders = append(s.Orders, o)
+	}
+	n = d.count(9, "unreachable")
+	for range n {
+		s.Unreachable = append(s.Unreachable, d.member("unreachable"))
+	}
+	n = d.count(9, "slow")
+	for range n {
+		s.Slow = append(s.Slow, d.member("slow"))
 	}
 	return s, d.done("state")
 }

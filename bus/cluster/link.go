@@ -58,6 +58,8 @@ type link struct {
 	downSince time.Time     // when down was set
 	downCh    chan struct{} // closed when down is set
 	idleSince time.Time     // first seen without a connection by idleFor
+	ackAt     time.Time     // last ack progress, or when the window filled from empty
+	creditAt  time.Time     // last credit back, or when a group ran out of it
 	nextSeq   uint64        // last sequence number assigned
 	acked     uint64        // every frame <= acked is acknowledged
 	win       []outFrame
@@ -198,9 +200,14 @@ func (l *link) waitRoom(ctx context.Context, n int, group string) error {
 	for !l.closed && !l.down && (l.full(n) || l.inflight[group] >= l.credit) {
 		ch, down := l.space, l.downCh
 		l.mu.Unlock()
+		views, in := l.b.inView(group, l.peer)
+		if !in {
+			return errNotMember
+		}
 		select {
 		case <-ch:
 		case <-down:
+		case <-views:
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-l.done:
@@ -212,6 +219,10 @@ func (l *link) waitRoom(ctx context.Context, n int, group string) error {
 	l.mu.Unlock()
 	return nil
 }
+
+// errNotMember tells a waiting Send that the peer left the group's view
+// (excluded as unreachable or slow): nothing is sent to it.
+var errNotMember = errors.New("cluster: peer left the view")
 
 // setDown marks the peer dead (memberlist) or alive again. While down the
 // link drops what is sent to it and does not dial, but keeps its sequence
@@ -252,6 +263,32 @@ func (l *link) idleFor(now time.Time) time.Duration {
 		l.idleSince = now
 	}
 	return now.Sub(l.idleSince)
+}
+
+// unreachableFor reports how long the link has failed to carry frames to
+// a peer memberlist reports alive: without a connection, or with frames
+// waiting for an acknowledgement that does not progress.
+func (l *link) unreachableFor(now time.Time) time.Duration {
+	idle := l.idleFor(now)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.win) > 0 && !l.ackAt.IsZero() {
+		return max(idle, now.Sub(l.ackAt))
+	}
+	return idle
+}
+
+// slowFor reports how long a group has been out of the peer's credit
+// without any credit coming back: the peer's application stopped reading.
+func (l *link) slowFor(now time.Time) time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, n := range l.inflight {
+		if n >= l.credit {
+			return now.Sub(l.creditAt)
+		}
+	}
+	return 0
 }
 
 // downFor reports how long the peer has been down (zero when it is up).
@@ -301,11 +338,17 @@ func (l *link) sendGroup(ctx context.Context, typ byte, body []byte, group strin
 	}
 	l.nextSeq++
 	seq := l.nextSeq
+	if len(l.win) == 0 {
+		l.ackAt = time.Now()
+	}
 	if group != "" {
 		if l.inflight == nil {
 			l.inflight = make(map[string]int)
 		}
 		l.inflight[group]++
+		if l.inflight[group] == l.credit {
+			l.creditAt = time.Now()
+		}
 	}
 	l.win = append(l.win, outFrame{seq: seq, typ: typ, body: body})
 	l.winBytes += len(body)
@@ -351,6 +394,7 @@ func (l *link) markByeSent() {
 // onCredit takes back n messages of group the peer consumed.
 func (l *link) onCredit(group string, n int) {
 	l.mu.Lock()
+	l.creditAt = time.Now()
 	if c := l.inflight[group] - n; c > 0 {
 		l.inflight[group] = c
 	} else {
@@ -406,6 +450,7 @@ func (l *link) ackLocked(n uint64) {
 		l.win = l.win[:0:0]
 	}
 	l.acked = n
+	l.ackAt = time.Now()
 	if l.sent < n {
 		l.sent = n
 	}
@@ -659,7 +704,11 @@ func (l *link) handleFrame(typ byte, body []byte) error {
 		if err != nil {
 			return err
 		}
-		l.b.applyView(v)
+		if l.b.coordinator() == l.peer {
+			// Only this member's coordinator installs its views: a member
+			// excluded for its links may coordinate views of its own.
+			l.b.applyView(v)
+		}
 		return nil
 	case fState:
 		s, err := decodeState(body)

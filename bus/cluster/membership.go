@@ -194,6 +194,14 @@ type manager struct {
 	flushEnd    time.Time
 	flushTarget map[string]uint64
 	reset       map[string]bool // groups whose next view starts a new sequencer
+
+	// Asymmetric faults: live members this member's links cannot reach
+	// (LinkTimeout) or that stopped reading (SlowTimeout), and what the
+	// members reported of theirs.
+	unreach map[bus.MemberID]bool
+	slow    map[bus.MemberID]bool
+	repSlow map[bus.MemberID][]bus.MemberID
+	stale   map[bus.MemberID]bool // excluded: back only after a fresh state
 }
 
 func (b *Bus) manage() {
@@ -205,6 +213,11 @@ func (b *Bus) manage() {
 		floor:  make(map[string]uint64),
 		orders: make(map[bus.MemberID]map[string]orderState),
 		reset:  make(map[string]bool),
+
+		unreach: make(map[bus.MemberID]bool),
+		slow:    make(map[bus.MemberID]bool),
+		repSlow: make(map[bus.MemberID][]bus.MemberID),
+		stale:   make(map[bus.MemberID]bool),
 	}
 	b.seq.mu.Lock()
 	b.seq.active = true // alone so far
@@ -268,6 +281,9 @@ func (m *manager) handle(e event) {
 		delete(m.wants, e.id)
 		delete(m.syncWait, e.id)
 		delete(m.orders, e.id)
+		delete(m.repSlow, e.id)
+		delete(m.unreach, e.id)
+		delete(m.slow, e.id)
 		if ok && mem.addr != "" {
 			b.recentMu.Lock()
 			b.recent[e.id] = recentNode{addr: mem.addr, at: time.Now()}
@@ -321,6 +337,9 @@ func (m *manager) electCoordinator() {
 	b := m.b
 	best := member{id: b.self, meta: b.meta}
 	for _, mem := range m.alive {
+		if m.unreach[mem.id] {
+			continue // its links fail: it coordinates its own side
+		}
 		if older(mem, best) < 0 {
 			best = mem
 		}
@@ -376,20 +395,26 @@ func (b *Bus) localState() stateMsg {
 			st.Orders = append(st.Orders, o)
 		}
 	}
+	st.Unreachable = slices.Clone(b.unreachable)
+	st.Slow = slices.Clone(b.slow)
 	return st
 }
 
 // pending reports whether this member waits for the coordinator: a join
-// without its first view, or a leave not yet installed.
+// without its first view, a member excluded from a group it belongs to,
+// or a leave not yet installed.
 func (b *Bus) pending() bool {
 	b.mu.RLock()
 	defer b.mu.RUnlock()
 	if b.closed {
 		return false
 	}
-	for _, h := range b.joined {
+	for g, h := range b.joined {
 		if h.firstView() == 0 {
 			return true
+		}
+		if v := b.known[g]; v != nil && !slices.Contains(v.Members, b.self) {
+			return true // excluded (links or reading): ask to come back
 		}
 	}
 	for g, v := range b.known {
@@ -414,6 +439,8 @@ func (m *manager) reconcile(id bus.MemberID, st stateMsg) {
 		os[o.Group] = o
 	}
 	m.orders[id] = os
+	delete(m.stale, id)
+	m.repSlow[id] = st.Slow
 	reported := make(map[string]uint64, len(st.Views))
 	for _, v := range st.Views {
 		reported[v.Group] = v.ID.Seq
@@ -450,6 +477,7 @@ func (m *manager) tick() {
 	}
 	b.reportProgress()
 	b.seq.expireGaps()
+	m.checkLinks(now)
 	if now.Sub(m.lastTick) >= 500*time.Millisecond {
 		m.lastTick = now
 		// Forget the members dead for good.
@@ -484,11 +512,15 @@ func (m *manager) target(g string, cur []bus.MemberID) []bus.MemberID {
 		mem, ok := m.alive[id]
 		return mem, ok
 	}
+	excluded := m.excluded()
 	var out []bus.MemberID
 	for _, id := range cur {
 		// A member of the view stays until it is known to be gone:
 		// memberlist may not have told this member about it yet.
 		if _, ok := lookup(id); !ok && m.gone(id) {
+			continue
+		}
+		if excluded[id] || m.stale[id] {
 			continue
 		}
 		if w, ok := m.wants[id]; ok && !w[g] {
@@ -498,7 +530,7 @@ func (m *manager) target(g string, cur []bus.MemberID) []bus.MemberID {
 	}
 	var fresh []member
 	for id, w := range m.wants {
-		if !w[g] || slices.Contains(out, id) {
+		if !w[g] || slices.Contains(out, id) || excluded[id] || m.stale[id] {
 			continue
 		}
 		if mem, ok := lookup(id); ok {
@@ -577,6 +609,18 @@ func (m *manager) install(g string, cur *viewMsg, members []bus.MemberID) {
 	if cur != nil {
 		v.ID.Seq = max(v.ID.Seq, cur.ID.Seq+1)
 		v.Previous = []bus.ViewID{cur.ID}
+	}
+	// Members coming back from a view of their own (excluded for their
+	// links, or the other side of a partition): the view merges theirs.
+	for _, id := range members {
+		if cur != nil && slices.Contains(cur.Members, id) {
+			continue
+		}
+		if o, ok := m.orders[id][g]; ok && !o.View.IsZero() && !slices.Contains(v.Previous, o.View) {
+			v.Previous = append(v.Previous, o.View)
+			v.ID.Seq = max(v.ID.Seq, o.View.Seq+1)
+			m.reset[g] = true // their order positions are their side's
+		}
 	}
 	m.floor[g] = v.ID.Seq
 	// The view takes the next position of the group's order: after every
@@ -791,4 +835,80 @@ func (m *manager) releaseHeld() {
 	b.seq.mu.Lock()
 	b.seq.releaseLocked()
 	b.seq.mu.Unlock()
+}
+
+// checkLinks finds the live members this member's links fail to reach
+// for LinkTimeout, or that hold back credit for SlowTimeout, and tells the
+// coordinator when either set changes.
+func (m *manager) checkLinks(now time.Time) {
+	b := m.b
+	cfg := b.cfg
+	unreach := make(map[bus.MemberID]bool)
+	slow := make(map[bus.MemberID]bool)
+	b.mu.RLock()
+	for id := range m.alive {
+		l := b.links[id]
+		if l == nil {
+			continue
+		}
+		if cfg.LinkTimeout > 0 && l.unreachableFor(now) > cfg.LinkTimeout {
+			unreach[id] = true
+		} else if cfg.SlowTimeout > 0 && l.slowFor(now) > cfg.SlowTimeout {
+			slow[id] = true
+		}
+	}
+	b.mu.RUnlock()
+	if maps.Equal(unreach, m.unreach) && maps.Equal(slow, m.slow) {
+		return
+	}
+	for id := range unreach {
+		if !m.unreach[id] {
+			b.log.Warn("member unreachable on its data link", "peer", id.String())
+		}
+	}
+	for id := range slow {
+		if !m.slow[id] {
+			b.log.Warn("member stopped reading", "peer", id.String())
+		}
+	}
+	for id := range m.unreach {
+		if !unreach[id] && !slow[id] {
+			b.log.Info("member reachable again", "peer", id.String())
+		}
+	}
+	m.unreach, m.slow = unreach, slow
+	b.mu.Lock()
+	b.unreachable = slices.SortedFunc(maps.Keys(unreach), bus.MemberID.Compare)
+	b.slow = slices.SortedFunc(maps.Keys(slow), bus.MemberID.Compare)
+	b.mu.Unlock()
+	b.post(event{kind: evLocal})
+}
+
+// excluded returns the members the coordinator keeps out of the views:
+// those its own links fail to reach for LinkTimeout (a member that finds
+// the coordinator unreachable elects another one and goes its own way),
+// and those any live member reports as not reading for SlowTimeout.
+func (m *manager) excluded() map[bus.MemberID]bool {
+	b := m.b
+	out := maps.Clone(m.unreach)
+	if out == nil {
+		out = make(map[bus.MemberID]bool)
+	}
+	for id := range m.slow {
+		out[id] = true
+	}
+	for r, xs := range m.repSlow {
+		if _, live := m.alive[r]; !live || m.stale[r] {
+			continue
+		}
+		for _, x := range xs {
+			if x != b.self {
+				out[x] = true
+			}
+		}
+	}
+	for id := range out {
+		m.stale[id] = true
+	}
+	return out
 }

@@ -5,6 +5,7 @@
 //	busbench run -n 3 -duration 5s -rate 0 -size 200         # as fast as possible
 //	busbench run -n 3 -duration 5s -rate 1000                 # latency at 1,000 msgs/s per member
 //	busbench run -n 3 -duration 5s -rate 1000 -kill-after 2s  # SIGKILL the last member mid-stream
+//	busbench run -n 3 -duration 5s -rate 2000 -level agreed -kill 0 -kill-after 2s  # SIGKILL the sequencer
 //
 // "run" starts the members ("busbench member ...") and prints a summary;
 // each member prints a JSON report on stdout.
@@ -89,7 +90,12 @@ func member(ctx context.Context, args []string, out io.Writer) error {
 	dur := fs.Duration("duration", 3*time.Second, "how long to send")
 	rate := fs.Int("rate", 0, "messages per second (0: as fast as possible)")
 	size := fs.Int("size", 200, "payload bytes (at least 16)")
+	levelName := fs.String("level", "fifo", "delivery level: fifo or agreed")
 	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	level, err := bus.ParseLevel(*levelName)
+	if err != nil {
 		return err
 	}
 	cfg := cluster.LANConfig()
@@ -178,14 +184,14 @@ func member(ctx context.Context, args []string, out io.Writer) error {
 		}
 		binary.BigEndian.PutUint64(data, seq)
 		binary.BigEndian.PutUint64(data[8:], uint64(time.Now().UnixNano()))
-		if err := b.Send(ctx, group, bus.FIFO, data); err != nil {
+		if err := b.Send(ctx, group, level, data); err != nil {
 			return err
 		}
 		rep.Sent++
 	}
 	rep.SendSecs = time.Since(start).Seconds()
 	binary.BigEndian.PutUint64(data, 1<<63)
-	if err := b.Send(ctx, group, bus.FIFO, data); err != nil {
+	if err := b.Send(ctx, group, level, data); err != nil {
 		return err
 	}
 	select {
@@ -261,7 +267,9 @@ func orchestrate(ctx context.Context, args []string, out io.Writer) error {
 	dur := fs.Duration("duration", 3*time.Second, "how long each member sends")
 	rate := fs.Int("rate", 0, "messages per second per member (0: as fast as possible)")
 	size := fs.Int("size", 200, "payload bytes")
-	killAfter := fs.Duration("kill-after", 0, "SIGKILL the last member after this long (0: never)")
+	killAfter := fs.Duration("kill-after", 0, "SIGKILL a member after this long (0: never)")
+	kill := fs.Int("kill", -1, "the member to SIGKILL: 0 is the coordinator (-1: the last one)")
+	levelName := fs.String("level", "fifo", "delivery level: fifo or agreed")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -283,7 +291,7 @@ func orchestrate(ctx context.Context, args []string, out io.Writer) error {
 	for i := range *n {
 		margs := []string{"member", "-name", fmt.Sprintf("m%d", i), "-bind", fmt.Sprintf("127.0.0.%d", i+1),
 			"-n", fmt.Sprint(*n), "-duration", dur.String(), "-rate", fmt.Sprint(*rate), "-size", fmt.Sprint(*size),
-			"-seed", fmt.Sprintf("127.0.0.1:%d", port)}
+			"-seed", fmt.Sprintf("127.0.0.1:%d", port), "-level", *levelName}
 		if i == 0 {
 			margs = append(margs, "-port", fmt.Sprint(port))
 		}
@@ -332,8 +340,11 @@ func orchestrate(ctx context.Context, args []string, out io.Writer) error {
 			}
 		}
 		time.Sleep(*killAfter)
-		victim := procs[*n-1]
-		sum.killedName = fmt.Sprintf("m%d", *n-1)
+		if *kill < 0 || *kill >= *n {
+			*kill = *n - 1
+		}
+		victim := procs[*kill]
+		sum.killedName = fmt.Sprintf("m%d", *kill)
 		sum.killedAtNano = time.Now().UnixNano()
 		victim.cmd.Process.Signal(syscall.SIGKILL)
 	}
@@ -341,7 +352,7 @@ func orchestrate(ctx context.Context, args []string, out io.Writer) error {
 	for i, p := range procs {
 		<-p.done
 		err := p.cmd.Wait()
-		if sum.killedName != "" && i == *n-1 {
+		if sum.killedName != "" && i == *kill {
 			continue
 		}
 		if err != nil {
