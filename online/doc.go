@@ -100,32 +100,33 @@
 //	go test -run '^$' -bench Memory -count 3
 //
 //	                       Table      towers     B-tree    B-tree ÷ Table
-//	a quieter period:
-//	Hit, CPU/op            1.28 µs    1.05 µs    2.98 µs   2.3×
-//	Hit, wall/op           1.29 µs    1.01 µs    3.17 µs   (775k hits/s)
-//	a loaded period (load average 16–21):
-//	Hit, CPU/op            2.70 µs    1.77 µs    5.86 µs   2.2× (per round)
-//	Hit, wall/op           8.1 µs     6.6 µs     18.8 µs   (124k hits/s)
-//	OnURL 30, CPU/op       1.66 µs    2.16 µs    2.54 µs   1.5×
-//	OnURL 30, wall/op      5.0 µs     7.3 µs     10.6 µs   (200k queries/s)
+//	Hit, CPU/op            2.38 µs    2.12 µs    5.10 µs   2.5× (per round)
+//	Hit, wall/op           5.1 µs     4.5 µs     13.7 µs   (197k hits/s)
+//	OnURL 30, CPU/op       1.31 µs    1.40 µs    2.25 µs   1.7×
+//	OnURL 30, wall/op      3.9 µs     5.3 µs     6.7 µs    (255k queries/s)
 //	memory per user        152 B      169 B      230 B     (names included)
 //
-// Rebasing the index on skiplist.Table cost 1.1–1.5× CPU per hit in
-// those rounds (the Table drives its indexes through an interface and
-// computes keys and compares through funcs, where the own towers compared
-// int64 fields inline) and saved 17 bytes per user (an 80-byte entry
-// instead of a 96-byte record).
+// That run had a load average of 6–16 from other work. In a quieter
+// period an earlier run of the first Table version gave Hit 1.28 µs CPU
+// and 1.29 µs wall (775k hits/s) against 1.05 µs for towers and 2.98 µs
+// for the B-tree.
 //
-// The index's own benchmarks, in the loaded period (medians of 5):
+// Rebasing the index on skiplist.Table cost 1.13–1.28× CPU per hit in
+// those rounds (median 1.18×; the Table drives its indexes through an
+// interface and computes keys and compares through funcs, where the own
+// towers compared int64 fields inline) and saved 17 bytes per user (an
+// 80-byte entry instead of a 96-byte record).
 //
-//	go test -run '^$' -bench 'Index|Memory' -count 5 ./online/
+// The index's own benchmarks (medians of 3, load average 6–10):
+//
+//	go test -run '^$' -bench 'Index|Memory' -count 3 ./online/
 //
 //	                       CPU/op     wall/op
-//	Hit                    2.8 µs     10.4 µs, 0 allocs
-//	HitBytes               3.0 µs     11.6 µs, 0 allocs
-//	Hit with Expire        2.5 µs     8.3 µs
-//	Count                  1.1 ns     4.0 ns (250M/s), lock-free
-//	OnURL, limit 30        2.1 µs     11.5 µs, AppendOnURL, 0 allocs
+//	Hit                    3.2 µs     11.0 µs, 0 allocs
+//	HitBytes               3.1 µs     8.9 µs, 0 allocs
+//	Hit with Expire        2.7 µs     4.5 µs (224k hits/s)
+//	Count                  1.3 ns     1.7 ns (596M/s), lock-free
+//	OnURL, limit 30        1.4 µs     2.3 µs (435k/s), AppendOnURL, 0 allocs
 //	memory                 154 bytes per user, names included (runtime.MemStats)
 //
 // On the same machine before the rebase, in a quieter period, the same
