@@ -182,10 +182,11 @@ func TestE2EThroughput(t *testing.T) {
 	}
 	total := time.Since(start)
 	var dropped, unacked uint64
-	for _, p := range pubs {
+	for i, p := range pubs {
 		st := p.Stats()
 		dropped += st.Dropped
 		unacked += uint64(st.Retained)
+		t.Logf("publisher web%d: %+v", i+1, st)
 	}
 	for _, l := range procs {
 		l.cmd.Process.Signal(syscall.SIGTERM)
