@@ -156,9 +156,10 @@
 //
 //	cd examples/spreadlogd && go test -run '^$' -bench Pipeline -benchtime 400000x -count 2 .
 //
+// (four runs each, load average 8-20)
 //	                 lines/s     CPU per line (all 4 parts)  lines per bus message
-//	bus/inproc       210-230k    2.2-2.6 µs                  785-805
-//	bus/cluster      165-205k    2.9-3.2 µs                  790-805
+//	bus/inproc       210-235k    2.2-3.3 µs                  780-805
+//	bus/cluster      125-205k    2.7-4.4 µs                  780-805
 //
 // Before ResendAfter, every repeated ack short of what was sent (a logger
 // merely behind) made the Publisher resend from there: the same benchmark

@@ -149,8 +149,8 @@
 // the same script acknowledged 70k lines/s at 200k/s offered, dropping
 // 1.75M of 4M lines in 20 s. Lines per bus message are ~790 (256 KiB
 // batches), so the bus's per-message cost does not matter; in one process
-// (examples/spreadlogd BenchmarkPipeline) the path runs at 210-230k
-// lines/s over bus/inproc and 165-205k over bus/cluster, 2.2-3.2 µs of CPU
+// (examples/spreadlogd BenchmarkPipeline) the path runs at 210-235k
+// lines/s over bus/inproc and 125-205k over bus/cluster, 2.2-4.4 µs of CPU
 // per line in all (see logpub's package doc for the breakdown).
 //
 // The target (≥ 200,000 lines/s for 60 s, no loss, p99 ≤ 250 ms)
