@@ -157,6 +157,7 @@
 //	cd examples/spreadlogd && go test -run '^$' -bench Pipeline -benchtime 400000x -count 2 .
 //
 // (four runs each, load average 8-20)
+//
 //	                 lines/s     CPU per line (all 4 parts)  lines per bus message
 //	bus/inproc       210-235k    2.2-3.3 µs                  780-805
 //	bus/cluster      125-205k    2.7-4.4 µs                  780-805
