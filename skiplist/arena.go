@@ -1,6 +1,9 @@
 package skiplist
 
-import "unsafe"
+import (
+	"slices"
+	"unsafe"
+)
 
 // Elements live in chunks, arrays of elements of one height class
 // allocated together, and link to each other by 32-bit ids instead of
@@ -148,10 +151,15 @@ type class struct {
 	// chunks[j] is the address of the first element of chunk j.
 	chunks []unsafe.Pointer
 	stride uintptr
-	// free holds the ids of freed slots, reused last in first out. It is
-	// kept apart from the elements so that taking a slot does not load
-	// the (likely uncached) freed element before writing it.
-	free []uint32
+	// free holds the ids of freed slots; the slot taken is the last one.
+	// It is kept apart from the elements so that taking a slot does not
+	// load the (likely uncached) freed element before writing it. After
+	// many releases it is sorted, lowest id last, so that elements
+	// inserted in key order after a batch of removals (an expiry sweep,
+	// then new arrivals) sit in address order and later walks and pops
+	// read memory sequentially. unsorted counts releases since.
+	free     []uint32
+	unsorted int
 	// next is the next never-used id; limit the end of its chunk.
 	next, limit uint32
 	used        int // elements allocated and not freed
@@ -198,6 +206,13 @@ func (a *arena[K, V]) alloc(h int) *Element[K, V] {
 	cl := &a.cls[c]
 	cl.used++
 	if n := len(cl.free); n > 0 {
+		if cl.unsorted > n/2 && n > 64 {
+			// Amortised O(log n) per release: a sort follows at least
+			// n/2 releases.
+			slices.Sort(cl.free)
+			slices.Reverse(cl.free)
+			cl.unsorted = 0
+		}
 		x := cl.free[n-1]
 		cl.free = cl.free[:n-1]
 		return a.ptr(x)
@@ -229,6 +244,7 @@ func (a *arena[K, V]) release(e *Element[K, V]) {
 	cl := &a.cls[e.self>>classShift]
 	cl.used--
 	cl.free = append(cl.free, e.self)
+	cl.unsorted++
 }
 
 // owner returns the arena e was allocated in. e must not be the head.
