@@ -206,7 +206,7 @@ func (a *arena[K, V]) alloc(h int) *Element[K, V] {
 	cl := &a.cls[c]
 	cl.used++
 	if n := len(cl.free); n > 0 {
-		if cl.unsorted > n/2 && n > 64 {
+		if cl.unsorted > n/2 && n > 1 {
 			// Amortised O(log n) per release: a sort follows at least
 			// n/2 releases.
 			slices.Sort(cl.free)

@@ -2,6 +2,7 @@ package skiplist
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"runtime"
 	"strconv"
 	"testing"
@@ -166,4 +167,28 @@ func (m *Map[K, V]) randomHeightPeek() int {
 	h := m.randomHeight()
 	m.rng = r
 	return h
+}
+
+// TestArenaRefillInAddressOrder checks that after a batch of removals the
+// freed slots are handed out lowest id first: keys inserted in order then
+// sit in ascending slots.
+func TestArenaRefillInAddressOrder(t *testing.T) {
+	m := New[int, int]()
+	rng := rand.New(rand.NewPCG(3, 4))
+	for _, k := range rng.Perm(5000) {
+		m.Set(k, k)
+	}
+	for range 2000 {
+		m.PopFront()
+	}
+	last := map[uint32]uint32{} // class -> last id handed out
+	for k := range 2000 {
+		e := m.Set(k, k)
+		c := e.self >> classShift
+		if prev, ok := last[c]; ok {
+			require.Greater(t, e.self, prev, "key %d", k)
+		}
+		last[c] = e.self
+	}
+	checkMap(t, m)
 }
