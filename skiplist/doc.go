@@ -19,13 +19,19 @@
 //	for e := m.Ceil(40); e != nil; e = e.Next() { ... }
 //	for k, v := range m.Range(10, 100) { ... }
 //
-// Each element is one allocation: the key, the value, the tower height
-// and the links of its tower right after them (p = 1/2, links in both
+// Elements live in chunks, arrays of elements of one tower height class
+// that the Map allocates a few thousand at a time, and link to each other
+// by 32-bit ids instead of pointers: the key, the value, the tower height
+// and the links of the tower right after them (p = 0.6, links in both
 // directions at every level). Each link keeps a copy of the next key, so
 // that a search loads only the elements it passes, and maps created with
-// New compare with the operators instead of calling a compare func. A
-// Map[int64, int64] costs 76 bytes per element on amd64 (24 bytes of
-// element and 24 per level, 2 levels on average).
+// New compare with the operators instead of calling a compare func. When
+// K and V hold no pointers a chunk holds a single pointer, so the garbage
+// collector does not scan the elements: appends and inserts into a large
+// map no longer pay for marking it. A Map[int64, int64] costs 69 bytes per
+// element on amd64 (24 bytes of element and 16 per level, 2.5 levels on
+// average) and well under one allocation per insert. Deleted slots are
+// reused by later inserts; a Map that becomes empty gives its chunks back.
 //
 // # Table
 //
@@ -64,7 +70,14 @@
 //
 // The iterators tolerate mutation by the loop body: after each yield they
 // continue from the position the yielded element had, whatever was
-// inserted, removed or moved meanwhile. Elements and entries stay valid
+// inserted, removed or moved meanwhile.
+//
+// A Map Element is valid while it is in its Map. After its removal
+// (Delete, Remove, PopFront, PopBack, Clear) its Key and Value keep
+// working and Next and Prev return nil until a later insertion into the
+// Map reuses its slot: read what a PopFront returned before inserting
+// again. Remove returns false for a removed element until then, and for
+// elements of another Map or from before a Clear. Table entries stay valid
 // after removal (their value is kept; Next and Prev return nil).
 //
 // # Concurrency
@@ -88,49 +101,68 @@
 //	cd internal/bench/skiplist
 //	go test -run '^$' -bench . -count 3 -timeout 80m
 //
-// Figures below: process CPU time per operation (cpu-ns/op, which counts
-// GC work on every thread), medians of 3 runs in one run of the command
-// above (bytes and allocations per element from BenchmarkBuild in a run
-// of the same code at 1M), int64 keys and values, on a 2-vCPU machine
-// shared with other jobs (wall ns/op ran up to several times higher and is
-// not shown). Insert and Delete keep the size between 0.75n and 1.25n;
-// Append adds keys above the largest.
+// and, steadier on a shared machine, the same operations measured in short
+// alternating batches in one process:
+//
+//	PEERSCALE_BENCH_INTERLEAVED=1 go test -run Interleaved -v -timeout 60m
+//
+// Figures below come from the second command: process CPU time per
+// operation (which counts GC work on every thread), medians of 15 rounds
+// of alternating batches, and for ÷tidwall the median of the per-round
+// ratios; bytes and allocations per element come from BenchmarkBuild of
+// the first command at 1M. Keys and values are int64, on a 2-vCPU machine
+// shared with other jobs (load average 5 to 19 during the runs). Insert
+// and Delete change at most n/4 elements per batch; PopFront and Append
+// work on a map of increasing keys.
 //
 //	op, n                peerscale   huandu   google  tidwall   ÷huandu  ÷tidwall
-//	Insert random, 1k           288      560       91      107      0.51      2.69
-//	Insert random, 100k         882     2420      307      384      0.36      2.30
-//	Insert random, 1M          2711     5766      607      678      0.47      4.00
-//	Get, 1k                      21      166       32       38      0.12      0.54
-//	Get, 100k                   356     1213      216      234      0.29      1.52
-//	Get, 1M                    1896     5259      552      566      0.36      3.35
-//	Delete, 1k                  120      276       64       76      0.43      1.56
-//	Delete, 100k                640     2136      243      274      0.30      2.34
-//	Delete, 1M                 2272     4514      904     1043      0.50      2.18
-//	PopFront, 1k                 33       46       43       48      0.73      0.69
-//	PopFront, 100k               70      115       41       43      0.61      1.63
-//	PopFront, 1M                 98      164       46       47      0.60      2.08
-//	Append increasing, 1k       144      382       76      103      0.38      1.39
-//	Append increasing, 100k      317      714      164      135      0.44      2.34
-//	Append increasing, 1M       321      992      162      154      0.32      2.09
-//	bytes per element, 1M      76.5    128.3     24.7     24.7
-//	allocations per insert     1.00     4.00     0.07     0.07
+//	Insert random, 1k          159      467       55       72      0.34      2.33
+//	Insert random, 100k        729     2154      335      350      0.34      2.31
+//	Insert random, 1M         1938     6208      692      773      0.31      2.69
+//	Get, 1k                     59      181       46       56      0.33      1.17
+//	Get, 100k                  611     1897      266      269      0.32      1.87
+//	Get, 1M                   1866     5618      671      701      0.33      2.56
+//	Delete, 1k                 131      280       56       81      0.47      1.68
+//	Delete, 100k               458     1479      297      320      0.31      1.31
+//	Delete, 1M                1647     5315      752      732      0.31      2.29
+//	PopFront, 1k                36       55       33       58      0.65      0.68
+//	PopFront, 100k              28       40       37       37      0.70      0.75
+//	PopFront, 1M                27       45       43       37      0.60      0.74
+//	Append increasing, 1k        43      411       51       78      0.10      0.59
+//	Append increasing, 100k        34      220       81       70      0.15      0.47
+//	Append increasing, 1M        33      648      246      184      0.05      0.23
+//	bytes per element, 1M      68.8    128.3     24.7     24.7
+//	allocations per insert      0.00     4.00     0.07     0.07
 //
-// The same kind of run before the towers moved inside the element
-// allocation (p = 1/4, a slice header per element, a compare func call
-// per comparison) gave 3895/3297/3381 ns for Insert/Get/Delete at 1M
-// against tidwall's 681/668/886, and 75 bytes per element.
+// The sequential benchmarks of the first command, run under heavier load
+// and a few minutes apart per structure, gave at 1M Insert/Get/Delete
+// 3768/3572/2920 cpu-ns/op against tidwall's 1006/1092/704 and PopFront of
+// a random-key map 77-98 ns (tidwall 47-50); their ratios moved by ±30%
+// between runs.
 //
-// At one million random keys a search makes about 18 dependent hops
-// (measured: p = 1/2, 21 levels), one element each, and every element it
-// lands on below the top levels is a cache and TLB miss: a B-tree of
-// degree 32 touches 4-5 nodes whose keys sit in one array. That is why
-// Get stays near 3 times and Insert near 4 times tidwall/btree at 1M, and
-// why they match or beat the B-trees at 1k where the list fits in cache.
-// Insert pays, beyond the search, for a new element in fresh memory, the
-// back links of its successors and the GC marking every allocation brings
-// on a large heap of linked elements (a pointer-free layout is impossible
-// with a generic V). Appends at 1M pay mostly for that marking: the same
-// append costs 144 ns at 1k. PopFront, appends and walks from a found
-// element are where a skiplist is cheap, and element handles make removal
-// from several orderings free of searches (Table).
+// Before elements moved into chunks (one allocation per element with
+// pointer links, p = 1/2) the sequential benchmarks gave Insert/Get/Delete
+// 2711/1896/2272 ns at 1M against tidwall's 678/566/1043 (4.00, 3.35 and
+// 2.18 times), Append 321 ns and 76.5 bytes per element. What changed:
+//
+//   - Chunks of pointer-free elements: the garbage collector marks a chunk
+//     by reading its owner word, so appends no longer pay for marking a
+//     large heap of linked elements (Append at 1M 358 -> 40 ns), and
+//     32-bit links shrink an element from 76.5 to 58.5 bytes at p = 1/2.
+//   - p = 0.6 instead of 1/2: more levels, fewer moves on the levels that
+//     miss the cache; Get 11% faster at 1M in one process, 68.8 bytes.
+//   - Free slots on a stack beside the chunks (an insert no longer loads
+//     the freed element before writing it: Insert 2.71 -> 2.53 times
+//     tidwall), handed out lowest id first after a batch of removals.
+//
+// At one million random keys a search still makes about 20 dependent
+// hops, one element each, and those on the 5 or 6 lowest levels are cache
+// and TLB misses (the levels above cost about 150 ns together, measured by
+// stopping searches at each level): a B-tree of degree 32 touches 4-5
+// nodes whose keys sit in one array. That is why Get, Insert and Delete
+// stay 2-3 times tidwall/btree at 1M while PopFront and appends beat it.
+// Insert pays, beyond the search, for the back links of its successors.
+// Walks from a found element, O(1) pops and appends are where a skiplist
+// is cheap, and element handles make removal from several orderings free
+// of searches (Table).
 package skiplist
