@@ -10,6 +10,13 @@
 // PEERSCALE_BENCH_SIZES="1000 100000" limits the sizes (default 1k, 100k
 // and 1M). Read the cpu-ns/op metric (process CPU time per operation) on a
 // shared machine: wall ns/op includes time spent waiting for a core.
+//
+// TestInterleaved measures the same operations in short alternating
+// batches in one process and reports medians and per-round ratios to
+// tidwall/btree, which hold better than the sequential sub-benchmarks when
+// the machine's load drifts:
+//
+//	PEERSCALE_BENCH_INTERLEAVED=1 go test -run Interleaved -v -timeout 60m
 package skiplistbench
 
 import (
