@@ -93,8 +93,10 @@ func TestArenaReuse(t *testing.T) {
 		checkMap(t, m)
 	}
 	// Freed slots are reused: the classes fill up to their peak
-	// population, not one slot per insert.
-	assert.Less(t, m.a.slots, 2*slots, "chunks grew with the number of inserts")
+	// population, not one slot per insert (10,100 inserts here). Heights
+	// are random, so a class's peak wanders above its first population;
+	// twice the first total was exceeded about once in a hundred runs.
+	assert.Less(t, m.a.slots, 4*slots, "chunks grew with the number of inserts")
 
 	for i := range int64(1000) {
 		m.Set(i, i)
