@@ -153,7 +153,7 @@
 // lines/s over bus/inproc and 125-205k over bus/cluster, 2.2-4.4 µs of CPU
 // per line in all (see logpub's package doc for the breakdown).
 //
-// The target (≥ 200,000 lines/s for 60 s, no loss, p99 ≤ 250 ms)
+// The goal (≥ 200,000 lines/s for 60 s, no loss, p99 ≤ 250 ms)
 // is met in throughput for 20-30 s but not for 60 s here, and p99 ≤ 250 ms
 // only at low rates: at 20k lines/s the floor is already p50 ~100 ms
 // (20 ms batching, 100 ms fsync cycle, fsync time) and p99 ~250 ms on this
