@@ -174,6 +174,9 @@
 //	  trials each, every trial broken into phases (see Failure detection):
 //	  bus/cluster at b91f5ea:  vip p50 0.64 s, p95 0.99 s; LAN p50 1.08 s, p95 2.19 s
 //	  bus/cluster at eeef1d6:  vip p50 0.70 s, p95 1.21 s; LAN p50 1.07 s, p95 2.23 s
+//	  bus/cluster at 8917c90:  vip p50 0.66 s, p95 0.88 s; LAN p50 1.07 s, p95 2.14 s
+//	    (first failed probe 164–423 / 232–521 ms, suspicion 300–305 /
+//	    600–602 ms, coordinator waits in 7 / 7 of 20 trials)
 //	  (WACKAMOLE_BENCH_PROFILES='vip;lan;vip -suspicion-mult 3' adds
 //	  profiles: the last measured p50 0.85 s, p95 1.10 s)
 //	WACKAMOLE_BENCH_PROFILES=vip WACKAMOLE_BENCH_PREFER=b go test ./examples/wackamole -run '^$' -bench Failover -benchtime 20x -v
