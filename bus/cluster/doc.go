@@ -155,8 +155,8 @@
 //
 // Every 100 ms each member checks its links to the members memberlist
 // reports alive. A link without a connection, or with frames waiting for
-// an acknowledgement that does not progress, for Config.LinkTimeout makes
-// the peer unreachable; a group out of the peer's credit with none coming
+// an acknowledgement that does not progress while nothing comes from the
+// peer, for Config.LinkTimeout makes the peer unreachable; a group out of the peer's credit with none coming
 // back for Config.SlowTimeout makes it slow (its application stopped
 // reading). The coordinator keeps out of the views the members it finds
 // unreachable and those any member reports slow (in its state); a member

@@ -33,6 +33,9 @@ func testConfig(i int) Config {
 	cfg.ProbeInterval = time.Second
 	cfg.ProbeTimeout = 800 * time.Millisecond
 	cfg.SuspicionMult = 5
+	// Link checks relaxed the same way: a starved link reader must not
+	// look like a cut link. Tests of the exclusion set their own.
+	cfg.LinkTimeout = 10 * time.Second
 	cfg.Logger = testLogger()
 	return cfg
 }

@@ -80,6 +80,7 @@ type link struct {
 
 	epoch uint64 // identifies this link state to the peer
 
+	recvAt   atomic.Int64  // unix ns of the last record read
 	ackSent  atomic.Uint64 // last ack written
 	ackArmed atomic.Bool   // a delayed ack is scheduled
 	ackTimer *time.Timer
@@ -267,13 +268,21 @@ func (l *link) idleFor(now time.Time) time.Duration {
 
 // unreachableFor reports how long the link has failed to carry frames to
 // a peer memberlist reports alive: without a connection, or with frames
-// waiting for an acknowledgement that does not progress.
+// waiting for an acknowledgement that does not progress while nothing
+// comes from the peer.
 func (l *link) unreachableFor(now time.Time) time.Duration {
 	idle := l.idleFor(now)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if len(l.win) > 0 && !l.ackAt.IsZero() {
-		return max(idle, now.Sub(l.ackAt))
+		// Frames wait for an acknowledgement: the peer is unreachable
+		// if nothing came from it either (a lossy path still carries
+		// its traffic while TCP backs off).
+		last := l.ackAt
+		if r := time.Unix(0, l.recvAt.Load()); r.After(last) {
+			last = r
+		}
+		return max(idle, now.Sub(last))
 	}
 	return idle
 }
@@ -642,6 +651,7 @@ func (l *link) readLoop(c net.Conn, gen uint64, r *wire.Reader) {
 			l.drop(gen, err)
 			return
 		}
+		l.recvAt.Store(time.Now().UnixNano())
 		l.recvMu.Lock()
 		err = eachFrame(rec, l.handleFrame)
 		l.recvMu.Unlock()
