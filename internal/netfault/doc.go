@@ -98,7 +98,7 @@
 // passes traffic within each side only; 10% loss drops 200 ± 100 of 2,000
 // datagrams and the counters agree) and that namespaces are removed:
 //
-//	go test -race ./internal/netfault/  # 18-26 s as root on a loaded 2-core machine
+//	go test -race ./internal/netfault/  # 17-32 s as root on a loaded 2-core machine
 //
 // They also run members (bus/inproc, one per process) through the pipes:
 // ordered delivery past the prefetch window, sentinel errors, a Send
