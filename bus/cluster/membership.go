@@ -202,10 +202,20 @@ type manager struct {
 	slow    map[bus.MemberID]bool
 	repSlow map[bus.MemberID][]bus.MemberID
 	stale   map[bus.MemberID]bool // excluded: back only after a fresh state
+
+	// States that came while another member coordinated: a member that
+	// sees the old coordinator die before this one does sends its state
+	// here first. They are used when this member takes over.
+	early map[bus.MemberID]earlyState
 }
 
-func (b *Bus) manage() {
-	m := &manager{
+type earlyState struct {
+	st stateMsg
+	at time.Time
+}
+
+func newManager(b *Bus) *manager {
+	return &manager{
 		b:      b,
 		alive:  make(map[bus.MemberID]member),
 		coord:  b.self,
@@ -218,7 +228,12 @@ func (b *Bus) manage() {
 		slow:    make(map[bus.MemberID]bool),
 		repSlow: make(map[bus.MemberID][]bus.MemberID),
 		stale:   make(map[bus.MemberID]bool),
+		early:   make(map[bus.MemberID]earlyState),
 	}
+}
+
+func (b *Bus) manage() {
+	m := newManager(b)
 	b.seq.mu.Lock()
 	b.seq.active = true // alone so far
 	b.seq.mu.Unlock()
@@ -284,6 +299,7 @@ func (m *manager) handle(e event) {
 		delete(m.repSlow, e.id)
 		delete(m.unreach, e.id)
 		delete(m.slow, e.id)
+		delete(m.early, e.id)
 		if ok && mem.addr != "" {
 			b.recentMu.Lock()
 			b.recent[e.id] = recentNode{addr: mem.addr, at: time.Now()}
@@ -304,15 +320,19 @@ func (m *manager) handle(e event) {
 			b.log.Info("member down", "peer", e.id.String(), "bye", e.kind == evBye)
 		}
 	case evState:
-		if !m.isCoord() {
-			return
-		}
 		b.mu.RLock()
 		_, dead := b.tomb[e.id]
 		b.mu.RUnlock()
-		if !dead {
-			m.reconcile(e.id, e.state)
+		if dead {
+			return
 		}
+		if !m.isCoord() {
+			// Sent to this member as the next coordinator before it
+			// saw the old one go: kept for the take-over.
+			m.early[e.id] = earlyState{st: e.state, at: time.Now()}
+			return
+		}
+		m.reconcile(e.id, e.state)
 	case evLocal:
 		st := b.localState()
 		if m.isCoord() {
@@ -375,6 +395,21 @@ func (m *manager) electCoordinator() {
 	m.syncing = len(m.syncWait) > 0
 	m.syncEnd = time.Now().Add(b.cfg.SyncTimeout)
 	m.reconcile(b.self, st)
+	m.useEarly(time.Now())
+}
+
+// useEarly reconciles the states that came before this member took over,
+// when they are recent enough to have been sent for this take-over. A
+// member whose wants changed since sends a newer state.
+func (m *manager) useEarly(now time.Time) {
+	for _, id := range slices.SortedFunc(maps.Keys(m.early), bus.MemberID.Compare) {
+		es := m.early[id]
+		if now.Sub(es.at) <= m.b.cfg.SyncTimeout {
+			m.b.log.Debug("state received before the take-over", "peer", id.String())
+			m.reconcile(id, es.st)
+		}
+	}
+	clear(m.early)
 }
 
 func (m *manager) sendState(st stateMsg) {
