@@ -39,7 +39,18 @@
 // sends them on the same links to every member, so every member sees the
 // same sequence of views and knows every group's membership (a non-member
 // can send to a group). A new coordinator first collects every live
-// member's state (bounded by SyncTimeout), so view ids keep increasing.
+// member's state (bounded by SyncTimeout), so view ids keep increasing; a
+// state that reached it shortly before it saw the old coordinator go (a
+// member that noticed first) counts, so a hand-over does not wait
+// SyncTimeout for it. A member applies views only from the coordinator it
+// currently elects. A coordinator adopts a view a member reports only if
+// that view lists it (one of a former coordinator it missed) or is of a
+// group it is not in; a view of the other side of a partition is not
+// installed, it is listed as previous by the merged view. A state that
+// reports an older view of this coordinator, from a member outside the
+// current view (a state that waited on a link through a partition), does
+// not bring the member back: the newer state that follows does, so the
+// merged view lists the views the member delivered meanwhile.
 // Join returns once the first view is installed and acknowledged by every
 // live member; a new Bus returns from New once it has the coordinator's
 // views.
@@ -161,7 +172,9 @@
 // reading). The coordinator keeps out of the views the members it finds
 // unreachable and those any member reports slow (in its state); a member
 // that finds the coordinator unreachable elects the oldest member it
-// reaches instead and goes on with its own views. Sends waiting for a
+// reaches instead and goes on with its own views. When memberlist
+// reports a member alive again (a healed partition), LinkTimeout counts
+// from that moment, not from when the link went down. Sends waiting for a
 // member that leaves the view stop waiting for it. An excluded member asks
 // to come back every 500 ms; once its links work (or it reads again) the
 // coordinator adds it back after a fresh state, in a view whose Previous
@@ -173,9 +186,15 @@
 //
 // Partitions that memberlist sees heal into one view only as members
 // re-register with the older coordinator: the merged view lists the
-// previous view of each member coming back that reported one, but the
-// bustest Partition and Heal cases are not run (the test network does not
-// partition yet). A member excluded by a wrong suspicion misses what was
+// previous view of each member coming back that reported one. The bustest
+// Partition and Heal cases are not run; TestPartitionHeal splits
+// memberlist and the data links by address (a 2|1 split without the
+// coordinator merges in 0.1-0.9 s with at most two views per member and
+// no view after it), and TestNFT* split real networks as root. A 2|2
+// split can still go wrong while it settles: a member of one side may
+// install a view of its own (cause not yet found), and the merged view
+// may then miss that view in Previous or reorder the members that stayed
+// (TestPartitionHeal/2|2 runs with PEERSCALE_TEST_KNOWN_FAILURES=1). A member excluded by a wrong suspicion misses what was
 // sent while it was out. The view a member excluded for its links
 // installs for itself is not checked by the tests. Every Agreed message
 // waits for its token from the coordinator: a sender that crashes after

@@ -59,3 +59,27 @@ func TestTakeOverIgnoresOldState(t *testing.T) {
 	require.True(t, m.isCoord())
 	assert.Equal(t, map[bus.MemberID]bool{peer.id: true}, m.syncWait)
 }
+
+// TestLinkBackCountsFromNow checks that a link memberlist reports alive
+// again after a long absence is not at once unreachable: LinkTimeout
+// counts from its return, so a healed partition does not keep the older
+// side's coordinator out of the election.
+func TestLinkBackCountsFromNow(t *testing.T) {
+	leakcheck.Check(t)
+	bs := startN(t, 1, nil)
+	b := bs[0]
+	l := b.linkFor(bus.MemberID{Name: "peer", Incarnation: 1}, "")
+	require.NotNil(t, l)
+	l.setDown(true)
+	long := time.Now().Add(-time.Minute)
+	l.idleFor(long) // the link was seen idle a minute ago
+	st := stateMsg{}
+	l.send(nil, fState, st.encode())
+	l.mu.Lock()
+	l.ackAt = long // and has waited for an acknowledgement since
+	l.mu.Unlock()
+	require.Greater(t, l.unreachableFor(time.Now()), 50*time.Second)
+
+	l.setDown(false)
+	assert.Less(t, l.unreachableFor(time.Now()), time.Second)
+}

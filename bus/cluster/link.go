@@ -246,6 +246,12 @@ func (l *link) setDown(down bool) {
 		}
 	} else {
 		l.downCh = make(chan struct{})
+		// Memberlist reports the peer alive again: LinkTimeout counts
+		// from now, not from when the link went down or last acked.
+		l.idleSince = time.Time{}
+		if len(l.win) > 0 {
+			l.ackAt = time.Now()
+		}
 	}
 	l.mu.Unlock()
 	notify(l.redial)

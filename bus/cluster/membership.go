@@ -207,6 +207,9 @@ type manager struct {
 	// sees the old coordinator die before this one does sends its state
 	// here first. They are used when this member takes over.
 	early map[bus.MemberID]earlyState
+
+	// The view of each group each member reported in its last state.
+	reported map[bus.MemberID]map[string]bus.ViewID
 }
 
 type earlyState struct {
@@ -229,6 +232,8 @@ func newManager(b *Bus) *manager {
 		repSlow: make(map[bus.MemberID][]bus.MemberID),
 		stale:   make(map[bus.MemberID]bool),
 		early:   make(map[bus.MemberID]earlyState),
+
+		reported: make(map[bus.MemberID]map[string]bus.ViewID),
 	}
 }
 
@@ -300,6 +305,7 @@ func (m *manager) handle(e event) {
 		delete(m.unreach, e.id)
 		delete(m.slow, e.id)
 		delete(m.early, e.id)
+		delete(m.reported, e.id)
 		if ok && mem.addr != "" {
 			b.recentMu.Lock()
 			b.recent[e.id] = recentNode{addr: mem.addr, at: time.Now()}
@@ -477,11 +483,16 @@ func (m *manager) reconcile(id bus.MemberID, st stateMsg) {
 	delete(m.stale, id)
 	m.repSlow[id] = st.Slow
 	reported := make(map[string]uint64, len(st.Views))
+	views := make(map[string]bus.ViewID, len(st.Views))
 	for _, v := range st.Views {
 		reported[v.Group] = v.ID.Seq
+		views[v.Group] = v.ID
 		m.floor[v.Group] = max(m.floor[v.Group], v.ID.Seq)
-		b.applyView(v) // a view of a former coordinator this one missed
+		if m.missed(v) {
+			b.applyView(v) // a view of a former coordinator this one missed
+		}
 	}
+	m.reported[id] = views
 	if id == b.self {
 		return
 	}
@@ -568,6 +579,9 @@ func (m *manager) target(g string, cur []bus.MemberID) []bus.MemberID {
 		if !w[g] || slices.Contains(out, id) || excluded[id] || m.stale[id] {
 			continue
 		}
+		if m.outdated(id, g) {
+			continue
+		}
 		if mem, ok := lookup(id); ok {
 			fresh = append(fresh, mem)
 		} else if !m.gone(id) {
@@ -580,6 +594,37 @@ func (m *manager) target(g string, cur []bus.MemberID) []bus.MemberID {
 		out = append(out, mem.id)
 	}
 	return out
+}
+
+// missed reports whether a view a member reported is one this member
+// should have received: a view that lists it, or of a group it is not in.
+// A view of a group this member is in that leaves it out comes from the
+// other side of a partition (or of a link failure): its members come back
+// in a merged view that lists it as previous, not by installing it here.
+func (m *manager) missed(v viewMsg) bool {
+	b := m.b
+	b.mu.RLock()
+	_, joined := b.joined[v.Group]
+	b.mu.RUnlock()
+	return !joined || slices.Contains(v.Members, b.self)
+}
+
+// outdated reports whether the last state of id, a member outside group
+// g's current view, reported an older view of this coordinator: it was
+// sent before the member went its own way (a state that waited on a link
+// through a partition) or before the member received the current view.
+// Either way a newer state follows (the member elects this coordinator
+// again, or finds itself outside the view it receives); a view built on
+// the old one would not list the views the member delivered since.
+func (m *manager) outdated(id bus.MemberID, g string) bool {
+	r, ok := m.reported[id][g]
+	if !ok || r.Coord != m.b.self {
+		return false
+	}
+	m.b.mu.RLock()
+	cur := m.b.known[g]
+	m.b.mu.RUnlock()
+	return cur != nil && r.Seq < cur.ID.Seq
 }
 
 // gone reports whether id left: it said goodbye or memberlist declared it
