@@ -189,12 +189,17 @@
 // previous view of each member coming back that reported one. The bustest
 // Partition and Heal cases are not run; TestPartitionHeal splits
 // memberlist and the data links by address (a 2|1 split without the
-// coordinator merges in 0.1-0.9 s with at most two views per member and
+// coordinator merges in 0.1-0.4 s with at most two views per member and
 // no view after it), and TestNFT* split real networks as root. A 2|2
-// split can still go wrong while it settles: a member of one side may
-// install a view of its own (cause not yet found), and the merged view
-// may then miss that view in Previous or reorder the members that stayed
-// (TestPartitionHeal/2|2 runs with PEERSCALE_TEST_KNOWN_FAILURES=1). A member excluded by a wrong suspicion misses what was
+// split can still go wrong when it heals just as memberlist declared the
+// other side dead: the death, gossiped across the healed network, reaches
+// a member of the coordinator's own side, which for a moment elects
+// itself and installs a view alone; the coordinator, which never saw it
+// leave, merges it back with the others in a view whose Previous lacks
+// that lone view (TestPartitionHeal/2|2 runs with
+// PEERSCALE_TEST_KNOWN_FAILURES=1). A member should refuse a view that
+// does not follow its own and report it, and the coordinator then install
+// one that lists it. A member excluded by a wrong suspicion misses what was
 // sent while it was out. The view a member excluded for its links
 // installs for itself is not checked by the tests. Every Agreed message
 // waits for its token from the coordinator: a sender that crashes after

@@ -137,7 +137,7 @@ func TestPartitionHeal(t *testing.T) {
 		known string
 	}{
 		{"2|1 without the coordinator", []int{0, 0, 1}, ""},
-		{"2|2", []int{0, 0, 1, 1}, "members of one side may install views of their own while the split settles, and the merge then misses their views in Previous"},
+		{"2|2", []int{0, 0, 1, 1}, "a death gossiped across the heal makes a member of the coordinator's side install a view alone, which the merged view does not list in Previous"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if tc.known != "" && os.Getenv("PEERSCALE_TEST_KNOWN_FAILURES") == "" {
