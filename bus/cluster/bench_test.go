@@ -258,7 +258,7 @@ func (d *countDelegate) GetBroadcasts(int, int) [][]byte     { return nil }
 func (d *countDelegate) LocalState(bool) []byte              { return nil }
 func (d *countDelegate) MergeRemoteState(buf []byte, _ bool) {}
 
-// BenchmarkBaselineMemberlistSendReliable is the baseline the issue
+// BenchmarkBaselineMemberlistSendReliable is the baseline FIFO is
 // compares with: memberlist's SendReliable (one TCP connection per
 // message) between two nodes, 200-byte messages.
 func BenchmarkBaselineMemberlistSendReliable(b *testing.B) {
