@@ -258,8 +258,8 @@ func (d *countDelegate) GetBroadcasts(int, int) [][]byte     { return nil }
 func (d *countDelegate) LocalState(bool) []byte              { return nil }
 func (d *countDelegate) MergeRemoteState(buf []byte, _ bool) {}
 
-// BenchmarkBaselineMemberlistSendReliable is the baseline FIFO is
-// compares with: memberlist's SendReliable (one TCP connection per
+// BenchmarkBaselineMemberlistSendReliable is the baseline FIFO is measured against
+// in the same binary: memberlist's SendReliable (one TCP connection per
 // message) between two nodes, 200-byte messages.
 func BenchmarkBaselineMemberlistSendReliable(b *testing.B) {
 	mk := func(name, addr string) (*memberlist.Memberlist, *countDelegate) {
