@@ -199,7 +199,11 @@
 // that lone view (TestPartitionHeal/2|2 runs with
 // PEERSCALE_TEST_KNOWN_FAILURES=1). A member should refuse a view that
 // does not follow its own and report it, and the coordinator then install
-// one that lists it. A member excluded by a wrong suspicion misses what was
+// one that lists it. With a sequencer outside the group (TestConformanceFive),
+// a sender's own Agreed messages were once never delivered to it after a
+// third member joined, in one loaded full -race run; that case runs only
+// with PEERSCALE_TEST_KNOWN_FAILURES=1 until its cause is found. A member
+// excluded by a wrong suspicion misses what was
 // sent while it was out. The view a member excluded for its links
 // installs for itself is not checked by the tests. Every Agreed message
 // waits for its token from the coordinator: a sender that crashes after
