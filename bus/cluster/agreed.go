@@ -2,7 +2,6 @@ package cluster
 
 import (
 	"context"
-	"errors"
 	"maps"
 	"runtime"
 	"slices"
@@ -641,18 +640,9 @@ func (b *Bus) sendTotal(ctx context.Context, name string, level bus.Level, data 
 	}
 	seq := o.seq + 1
 	body := encodeTotal(level, v.ID.Seq, seq, flags, name, data)
-	for i, l := range links {
-		if err := l.waitRoom(ctx, len(body), name); errors.Is(err, errNotMember) {
-			links[i] = nil
-		} else if err != nil {
-			return err
-		}
-	}
-	links = slices.DeleteFunc(links, func(l *link) bool { return l == nil })
-	if h != nil {
-		if err := h.waitRoom(ctx); err != nil {
-			return err
-		}
+	links, err := waitRoomAll(ctx, links, h, len(body), name)
+	if err != nil {
+		return err
 	}
 	o.seq = seq
 	for _, l := range links {

@@ -350,22 +350,11 @@ func (b *Bus) Send(ctx context.Context, name string, level bus.Level, data []byt
 			}
 		}
 	} else {
-		// Wait for room everywhere first, so that a Send ended by its ctx
-		// reached every member or none.
-		for i, l := range links {
-			if err := l.waitRoom(ctx, len(body), name); errors.Is(err, errNotMember) {
-				links[i] = nil
-			} else if err != nil {
-				return err
-			}
+		ready, err := waitRoomAll(ctx, links, h, len(body), name)
+		if err != nil {
+			return err
 		}
-		links = slices.DeleteFunc(links, func(l *link) bool { return l == nil })
-		if h != nil {
-			if err := h.waitRoom(ctx); err != nil {
-				return err
-			}
-		}
-		for _, l := range links {
+		for _, l := range ready {
 			l.sendGroup(nil, fData, body, name)
 		}
 	}
@@ -619,4 +608,25 @@ func (b *Bus) close(graceful bool) error {
 	b.wg.Wait()
 	b.log.Info("member closed")
 	return errors.Join(errs...)
+}
+
+// waitRoomAll waits for room for a message of n bytes to group name on
+// every link and then in the sender's own queue h (nil when it is not a
+// member), so that a Send ended by its ctx reached every member or none.
+// It returns links without those whose peer is no longer in the group.
+func waitRoomAll(ctx context.Context, links []*link, h *group, n int, name string) ([]*link, error) {
+	for i, l := range links {
+		if err := l.waitRoom(ctx, n, name); errors.Is(err, errNotMember) {
+			links[i] = nil
+		} else if err != nil {
+			return nil, err
+		}
+	}
+	links = slices.DeleteFunc(links, func(l *link) bool { return l == nil })
+	if h != nil {
+		if err := h.waitRoom(ctx); err != nil {
+			return nil, err
+		}
+	}
+	return links, nil
 }
