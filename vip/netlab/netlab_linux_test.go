@@ -37,14 +37,14 @@ func TestWatchers(t *testing.T) {
 		}
 		require.NoError(t, ctx.Err(), "the client never resolved %s", vip)
 	}
-	added, ok := addrs.AddedAfter(vip, before)
-	require.True(t, ok, "address event seen")
+	added, err := addrs.WaitAddedAfter(ctx, vip, before)
+	require.NoError(t, err, "address event seen")
 	assert.False(t, added.Before(before))
-	_, ok = addrs.AddedAfter(vip, time.Now())
+	_, ok := addrs.AddedAfter(vip, time.Now())
 	assert.False(t, ok, "no address added after the test's own")
 	client := l.Hosts["client"]
-	at, ok := arps.FromAfter(client.IP4, client.MAC, before)
-	require.True(t, ok, "the client's ARP request reached a")
+	at, err := arps.WaitFromAfter(ctx, client.IP4, client.MAC, before)
+	require.NoError(t, err, "the client's ARP request reached a")
 	assert.False(t, at.Before(added), "ARP request after the address was added")
 	_, ok = arps.FromAfter(client.IP4, l.Hosts["a"].MAC, before)
 	assert.False(t, ok, "no ARP with the client's address and a's MAC")

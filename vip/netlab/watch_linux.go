@@ -3,7 +3,9 @@
 package netlab
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"sync"
@@ -21,6 +23,50 @@ import (
 type AddrWatch struct {
 	mu    sync.Mutex
 	added map[netip.Addr][]time.Time
+	note  notifier
+}
+
+// notifier wakes every waiter when a watch records something.
+type notifier struct {
+	mu sync.Mutex
+	ch chan struct{}
+}
+
+// wait returns a channel closed at the next record.
+func (n *notifier) wait() <-chan struct{} {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.ch == nil {
+		n.ch = make(chan struct{})
+	}
+	return n.ch
+}
+
+func (n *notifier) notify() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.ch != nil {
+		close(n.ch)
+		n.ch = nil
+	}
+}
+
+// waitFor polls found after every record until it reports true or ctx
+// ends. The reader goroutine of a watch may lag the event the caller
+// observed elsewhere (a neighbour entry filled by the reply to the very
+// ARP request being looked for), so checks wait instead of looking once.
+func waitFor(ctx context.Context, n *notifier, found func() (time.Time, bool), what string) (time.Time, error) {
+	for {
+		ch := n.wait()
+		if at, ok := found(); ok {
+			return at, nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return time.Time{}, fmt.Errorf("%s never seen: %w", what, ctx.Err())
+		}
+	}
 }
 
 // WatchAddrs starts recording the addresses added on host.
@@ -44,6 +90,7 @@ func (l *Lab) WatchAddrs(host string) *AddrWatch {
 				w.added[ip.Unmap()] = append(w.added[ip.Unmap()], time.Now())
 			}
 			w.mu.Unlock()
+			w.note.notify()
 		}
 	}()
 	l.t.Cleanup(func() {
@@ -65,11 +112,18 @@ func (w *AddrWatch) AddedAfter(ip netip.Addr, t time.Time) (time.Time, bool) {
 	return time.Time{}, false
 }
 
+// WaitAddedAfter waits until ip has been added at or after t and returns
+// when.
+func (w *AddrWatch) WaitAddedAfter(ctx context.Context, ip netip.Addr, t time.Time) (time.Time, error) {
+	return waitFor(ctx, &w.note, func() (time.Time, bool) { return w.AddedAfter(ip, t) }, "address "+ip.String())
+}
+
 // ARPWatch records the ARP packets a host receives on eth0, timestamped
 // on arrival.
 type ARPWatch struct {
 	mu   sync.Mutex
 	seen []arpSeen
+	note notifier
 }
 
 type arpSeen struct {
@@ -120,6 +174,7 @@ func (l *Lab) WatchARP(host string) *ARPWatch {
 				w.seen = append(w.seen, arpSeen{at: at, sender: netip.AddrFrom4([4]byte(a[14:18])), mac: net.HardwareAddr(a[8:14]).String()})
 			}
 			w.mu.Unlock()
+			w.note.notify()
 		}
 	}()
 	l.t.Cleanup(func() {
@@ -141,4 +196,10 @@ func (w *ARPWatch) FromAfter(ip netip.Addr, mac net.HardwareAddr, t time.Time) (
 		}
 	}
 	return time.Time{}, false
+}
+
+// WaitFromAfter waits until an ARP packet with sender ip and sender
+// hardware address mac has arrived at or after t and returns when.
+func (w *ARPWatch) WaitFromAfter(ctx context.Context, ip netip.Addr, mac net.HardwareAddr, t time.Time) (time.Time, error) {
+	return waitFor(ctx, &w.note, func() (time.Time, bool) { return w.FromAfter(ip, mac, t) }, "ARP from "+ip.String()+" "+mac.String())
 }
