@@ -99,15 +99,20 @@
 // the one being written included (the next batch starts a new segment), so
 // a fully acknowledged journal takes no space (Stats.JournalBytes is 0) and
 // a restart replays nothing.
-// The Publisher retransmits when a logger asks (gap, restart: Resend and
-// AckSync), when a member joins the ack group (a logger back after a
-// crash or a partition), after a failed Send (bus outage), and when a
-// logger keeps repeating an ack short of batches sent more than
-// ResendAfter (2 s) ago without progress for as long (a lost tail, which
-// nothing later reveals to the logger; Stats.Stalled). A logger that is
-// only behind makes progress and is sent nothing twice: resending to it
-// would feed its backlog. After a restart the journal is replayed under
-// its old epoch. The journal is
+// The Publisher retransmits only what a logger lacks: the batches of a
+// hole it reports (Resend, bounded by the hole's end); after an AckSync
+// (a logger starting, or back after a partition), the batches past its
+// committed positions that were sent before the Publisher saw it join the
+// ack group (those sent since reach it); after a failed Send (bus outage)
+// the batches not sent; and when a logger keeps repeating an ack short of
+// batches sent more than ResendAfter (2 s) ago without progress for as
+// long (a lost tail, which nothing later reveals to the logger;
+// Stats.Stalled), those batches. A member joining the ack group makes it
+// resend nothing by itself. A logger that is only behind makes progress
+// and is sent nothing twice: resending to it would feed its backlog.
+// Retransmissions are batches sent to the whole log group again, so the
+// other loggers drop them as duplicates. After a restart the journal is
+// replayed under its old epoch. The journal is
 // bounded (MaxJournal, default 1 GiB) and is written without fsync: it
 // survives a crash of the process, not of the machine.
 //

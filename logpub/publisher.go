@@ -98,6 +98,7 @@ type batch struct {
 	seg   *segment // nil until journaled
 	off   int64
 	sent  time.Time // last sent; zero before
+	redo  bool      // to be sent again (a logger lacks it)
 }
 
 // Publisher publishes access-log records to a bus group in batches, keeps
@@ -134,10 +135,12 @@ type Publisher struct {
 	nextSeq    uint64
 	dropEpoch  uint64
 	retained   []*batch
-	base       uint64 // absolute position of retained[0]
-	sendPos    uint64 // next position to send
-	jPos       uint64 // next position to journal
-	sentHigh   uint64 // highest position sent + 1
+	base       uint64                  // absolute position of retained[0]
+	sendPos    uint64                  // next position to send
+	redoPos    uint64                  // lowest position that may be marked redo (<= sendPos)
+	joinedAt   map[bus.MemberID]uint64 // ack group member -> sendPos when it joined
+	jPos       uint64                  // next position to journal
+	sentHigh   uint64                  // highest position sent + 1
 	memBytes   int64
 	free       [][]byte
 	acks       map[string]map[streamKey]ackState // by logger name
@@ -217,16 +220,17 @@ func New(b bus.Bus, group string, cfg Config) (*Publisher, error) {
 		cfg.Logger = slog.Default()
 	}
 	p := &Publisher{
-		b:       b,
-		group:   group,
-		cfg:     cfg,
-		format:  cfg.Format,
-		log:     cfg.Logger.With("component", "logpub", "group", group),
-		kick:    make(chan struct{}, 1),
-		jkick:   make(chan struct{}, 1),
-		nextSeq: 1,
-		acks:    make(map[string]map[streamKey]ackState),
-		streams: make(map[streamKey]bool),
+		b:        b,
+		group:    group,
+		cfg:      cfg,
+		format:   cfg.Format,
+		log:      cfg.Logger.With("component", "logpub", "group", group),
+		kick:     make(chan struct{}, 1),
+		jkick:    make(chan struct{}, 1),
+		nextSeq:  1,
+		acks:     make(map[string]map[streamKey]ackState),
+		streams:  make(map[streamKey]bool),
+		joinedAt: make(map[bus.MemberID]uint64),
 	}
 	p.scratch.New = func() any { b := make([]byte, 0, 1024); return &b }
 	p.epoch = uint64(time.Now().UnixMicro())
@@ -580,18 +584,22 @@ func (p *Publisher) writeJournal() {
 	}
 }
 
-// send publishes the batches from sendPos on, in order, until one fails.
+// send publishes the batches marked to be sent again (in order), then the
+// batches from sendPos on, in order, until one fails.
 func (p *Publisher) send(ctx context.Context) {
 	for {
 		p.mu.Lock()
 		if p.sendPos < p.base {
 			p.sendPos = p.base
 		}
-		if p.sendPos >= p.base+uint64(len(p.retained)) {
-			p.mu.Unlock()
-			return
+		pos, ok := p.nextRedoLocked()
+		if !ok {
+			if p.sendPos >= p.base+uint64(len(p.retained)) {
+				p.mu.Unlock()
+				return
+			}
+			pos = p.sendPos
 		}
-		pos := p.sendPos
 		b := p.retained[pos-p.base]
 		data := b.buf
 		seg, off := b.seg, b.off
@@ -639,6 +647,7 @@ func (p *Publisher) send(ctx context.Context) {
 		}
 		p.stats.Batches++
 		b.sent = time.Now()
+		b.redo = false
 		if pos < p.sentHigh {
 			p.stats.Replayed += uint64(b.count)
 		} else {
@@ -657,6 +666,41 @@ func (p *Publisher) send(ctx context.Context) {
 		p.mu.Unlock()
 		p.releaseSegments(segs)
 	}
+}
+
+// nextRedoLocked returns the lowest position below sendPos marked to be
+// sent again.
+func (p *Publisher) nextRedoLocked() (uint64, bool) {
+	p.redoPos = max(p.redoPos, p.base)
+	for p.redoPos < p.sendPos {
+		if p.retained[p.redoPos-p.base].redo {
+			return p.redoPos, true
+		}
+		p.redoPos++
+	}
+	return 0, false
+}
+
+// redoLocked marks the batches of stream k below position limit (and
+// sendPos) that hold records in [from, to) to be sent again; to zero means
+// no upper bound. If keep is not nil, only batches it accepts are marked.
+// It reports whether it marked any.
+func (p *Publisher) redoLocked(k streamKey, from, to, limit uint64, keep func(*batch) bool) bool {
+	limit = min(limit, p.sendPos)
+	marked := false
+	for pos := p.base; pos < limit; pos++ {
+		b := p.retained[pos-p.base]
+		if b.key != k || b.first+uint64(b.count) <= from || (to != 0 && b.first >= to) || b.redo {
+			continue
+		}
+		if keep != nil && !keep(b) {
+			continue
+		}
+		b.redo = true
+		p.redoPos = min(p.redoPos, pos)
+		marked = true
+	}
+	return marked
 }
 
 // releaseLocked forgets the retained batches at the front that are
@@ -728,11 +772,25 @@ func (p *Publisher) receiveAcks(ctx context.Context) {
 		switch ev := ev.(type) {
 		case *bus.View:
 			// A member joining the ack group may be a logger back from a
-			// crash or a partition: resend what is not acknowledged. Our
-			// own first view lists every member as joined: nothing to do.
-			if !slices.Contains(ev.Joined, self) && len(ev.Joined) > 0 {
-				p.rewind(p.baseNow())
+			// crash or a partition. It sends an AckSync; what it lacks is
+			// at most what was sent before this view (batches sent from
+			// now on reach it), so remember where sending stands.
+			p.mu.Lock()
+			for m := range p.joinedAt {
+				if !slices.Contains(ev.Members, m) {
+					delete(p.joinedAt, m)
+				}
 			}
+			at := p.sendPos
+			if p.inUse != nil {
+				at++ // the batch being sent may precede the view
+			}
+			for _, m := range ev.Joined {
+				if m != self {
+					p.joinedAt[m] = at
+				}
+			}
+			p.mu.Unlock()
 		case *bus.Message:
 			a, err := logwire.DecodeAck(ev.Data)
 			if err != nil {
@@ -741,31 +799,17 @@ func (p *Publisher) receiveAcks(ctx context.Context) {
 				p.mu.Unlock()
 				continue
 			}
-			p.handleAck(a)
+			p.handleAck(a, ev.Sender)
 		}
 	}
 }
 
-func (p *Publisher) baseNow() uint64 {
+// handleAck records a logger's acknowledgements, releases what the quorum
+// acknowledged and marks what the logger asks for (or evidently lacks) to
+// be sent again.
+func (p *Publisher) handleAck(a *logwire.Ack, sender bus.MemberID) {
 	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.base
-}
-
-// rewind makes the flusher send again from position pos.
-func (p *Publisher) rewind(pos uint64) {
-	p.mu.Lock()
-	if pos < p.sendPos {
-		p.sendPos = max(pos, p.base)
-	}
-	p.mu.Unlock()
-	wake(p.kick)
-}
-
-func (p *Publisher) handleAck(a *logwire.Ack) {
-	p.mu.Lock()
-	end := p.base + uint64(len(p.retained))
-	from := end
+	redo := false
 	if a.Flags&logwire.AckDurable != 0 && p.cfg.AckQuorum > 0 {
 		m := p.acks[a.Logger]
 		if m == nil && len(p.acks) < maxLoggers {
@@ -789,51 +833,44 @@ func (p *Publisher) handleAck(a *logwire.Ack) {
 				// ago than that, lost their tail (nothing later reveals
 				// the gap to it): send again from there. A logger that is
 				// merely behind makes progress.
-				if seen && e.Next == prev.next && now.Sub(prev.advanced) >= p.cfg.ResendAfter {
-					if pos := p.findLocked(k, e.Next); pos < p.sendPos {
-						if b := p.retained[pos-p.base]; !b.sent.IsZero() && now.Sub(b.sent) >= p.cfg.ResendAfter {
-							from = min(from, pos)
-							p.stats.Stalled++
-						}
+				if seen && e.Next == prev.next && now.Sub(prev.advanced) >= p.cfg.ResendAfter && !e.Resend {
+					old := func(b *batch) bool { return !b.sent.IsZero() && now.Sub(b.sent) >= p.cfg.ResendAfter }
+					if p.redoLocked(k, e.Next, 0, p.sendPos, old) {
+						p.stats.Stalled++
+						redo = true
 					}
 				}
 			}
 		}
 	}
-	listed := make(map[streamKey]uint64, len(a.Entries))
 	for _, e := range a.Entries {
-		k := streamKey{e.Publisher, e.Epoch}
-		listed[k] = e.Next
-		if e.Resend {
-			from = min(from, p.findLocked(k, e.Next))
+		if e.Resend && p.redoLocked(streamKey{e.Publisher, e.Epoch}, e.Next, e.End, p.sendPos, nil) {
+			redo = true
 		}
 	}
 	if a.Flags&logwire.AckSync != 0 {
-		for i, b := range p.retained {
-			next, ok := listed[b.key]
-			if !ok || b.first+uint64(b.count) > next {
-				from = min(from, p.base+uint64(i))
-				break
+		// The logger lacks, of what was sent before it joined, the records
+		// at and past Next of the streams it lists and all of the others.
+		limit := p.sendPos
+		if at, ok := p.joinedAt[sender]; ok {
+			limit = min(limit, at)
+		}
+		listed := make(map[streamKey]uint64, len(a.Entries))
+		for _, e := range a.Entries {
+			listed[streamKey{e.Publisher, e.Epoch}] = e.Next
+		}
+		for k := range p.streams {
+			if p.redoLocked(k, listed[k], 0, limit, nil) {
+				redo = true
 			}
 		}
 	}
 	segs := p.releaseLocked()
 	p.mu.Unlock()
 	p.releaseSegments(segs)
-	if from < end {
-		p.rewind(from)
+	if redo {
+		wake(p.kick)
 	}
-}
-
-// findLocked returns the position of the first retained batch of k that
-// holds a record at or after seq.
-func (p *Publisher) findLocked(k streamKey, seq uint64) uint64 {
-	for i, b := range p.retained {
-		if b.key == k && b.first+uint64(b.count) > seq {
-			return p.base + uint64(i)
-		}
-	}
-	return p.base + uint64(len(p.retained))
 }
 
 // Flush seals the current batch and wakes the flusher; it does not wait.

@@ -93,6 +93,14 @@ func (l *testLogger) ack(flags uint8, resend bool) {
 	require.NoError(l.tb, l.b.Send(l.tb.Context(), "logs.ack", bus.FIFO, logwire.AppendAck(nil, a)))
 }
 
+// sync sends an AckSync, as a logger does when it starts and when it sees
+// members join its groups.
+func (l *testLogger) sync() {
+	l.tb.Helper()
+	synctest.Wait() // the views are delivered first
+	l.ack(logwire.AckDurable|logwire.AckSync, false)
+}
+
 func logN(p *Publisher, from, n int) {
 	start := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
 	for i := from; i < from+n; i++ {
@@ -194,6 +202,114 @@ func TestPublisherResendsOnRequest(t *testing.T) {
 	})
 }
 
+// TestPublisherResendsOnlyHole checks that a Resend with End gets the
+// batches holding the hole's records and nothing past it.
+func TestPublisherResendsOnlyHole(t *testing.T) {
+	leakcheck.Check(t)
+	synctest.Test(t, func(t *testing.T) {
+		hub := inproc.New(inproc.Config{})
+		defer hub.Close()
+		pb, _ := hub.NewMember("web1")
+		l := newTestLogger(t, hub, "logger1")
+		p, err := New(pb, "logs", Config{ID: "web1", Format: testFormat, MaxBatchBytes: 1024})
+		require.NoError(t, err)
+		defer p.Close()
+
+		logN(p, 0, 200)
+		l.receive(t.Context(), 200)
+		// Records 41-60 went missing: the logger holds 1-40 and 61-200.
+		a := &logwire.Ack{Logger: l.name, Flags: logwire.AckDurable, Entries: []logwire.AckEntry{
+			{Publisher: "web1", Epoch: p.Epoch(), Next: 41, Resend: true, End: 61},
+		}}
+		require.NoError(t, l.b.Send(t.Context(), "logs.ack", bus.FIFO, logwire.AppendAck(nil, a)))
+		var got []uint64
+		for !slices.Contains(got, 60) {
+			ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+			ev, err := l.g.Recv(ctx)
+			cancel()
+			require.NoError(t, err)
+			m, ok := ev.(*bus.Message)
+			if !ok {
+				continue
+			}
+			bt, err := logwire.DecodeBatch(m.Data)
+			require.NoError(t, err)
+			require.Less(t, bt.FirstSeq, uint64(61), "a batch past the hole")
+			require.Greater(t, bt.FirstSeq+uint64(bt.Count), uint64(41), "a batch before the hole")
+			for _, r := range bt.Records {
+				got = append(got, r.Seq)
+			}
+		}
+		for seq := uint64(41); seq <= 60; seq++ {
+			assert.Contains(t, got, seq)
+		}
+		synctest.Wait()
+		assert.Equal(t, uint64(len(got)), p.Stats().Replayed)
+		assert.Less(t, len(got), 40)
+	})
+}
+
+// TestPublisherSyncSendsOnlyWhatPrecedesJoin checks that an AckSync gets
+// the batches a logger missed while it was away, not those sent since it
+// joined again (those reach it).
+func TestPublisherSyncSendsOnlyWhatPrecedesJoin(t *testing.T) {
+	leakcheck.Check(t)
+	synctest.Test(t, func(t *testing.T) {
+		hub := inproc.New(inproc.Config{})
+		defer hub.Close()
+		pb, _ := hub.NewMember("web1")
+		l := newTestLogger(t, hub, "logger1")
+		p, err := New(pb, "logs", Config{ID: "web1", Format: testFormat, MaxBatchBytes: 1024})
+		require.NoError(t, err)
+		defer p.Close()
+
+		logN(p, 0, 50)
+		l.receive(t.Context(), 50)
+		hub.Partition([]*inproc.Bus{pb}, []*inproc.Bus{l.b})
+		logN(p, 50, 50) // lost for the logger
+		time.Sleep(time.Second)
+		hub.Heal()
+		synctest.Wait()
+		logN(p, 100, 50) // sent after the logger joined again: it gets them
+		seqs := recvSeqs(t, l.g, 101, 150)
+		assert.Equal(t, uint64(101), slices.Min(seqs))
+		l.ack(logwire.AckDurable|logwire.AckSync, false) // it holds 1-50
+		seqs = recvSeqs(t, l.g, 51, 100)
+		assert.Equal(t, uint64(51), slices.Min(seqs))
+		assert.Equal(t, uint64(100), slices.Max(seqs), "records 51-100 only")
+		synctest.Wait()
+		assert.Equal(t, uint64(50), p.Stats().Replayed)
+	})
+}
+
+// recvSeqs receives batches until it has seen every sequence number from
+// lo to hi, and returns all it saw.
+func recvSeqs(tb testing.TB, g bus.Group, lo, hi uint64) []uint64 {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(tb.Context(), time.Minute)
+	defer cancel()
+	var seqs []uint64
+	have := map[uint64]bool{}
+	for missing := hi - lo + 1; missing > 0; {
+		ev, err := g.Recv(ctx)
+		require.NoError(tb, err, "%d of %d-%d missing", missing, lo, hi)
+		m, ok := ev.(*bus.Message)
+		if !ok {
+			continue
+		}
+		bt, err := logwire.DecodeBatch(m.Data)
+		require.NoError(tb, err)
+		for _, r := range bt.Records {
+			seqs = append(seqs, r.Seq)
+			if r.Seq >= lo && r.Seq <= hi && !have[r.Seq] {
+				have[r.Seq] = true
+				missing--
+			}
+		}
+	}
+	return seqs
+}
+
 // TestPublisherResendsLostTail checks the repair of a lost tail: a logger
 // repeating an ack short of what was sent gets the rest again, but only
 // once those batches were sent ResendAfter ago (a logger that is merely
@@ -265,10 +381,13 @@ func TestPublisherPartitionHeal(t *testing.T) {
 		logN(p, 50, 50) // sent to an empty side: lost for the logger
 		time.Sleep(time.Second)
 		synctest.Wait()
-		hub.Heal() // the logger re-appears in the ack group: the publisher resends
+		hub.Heal() // the logger re-appears in the ack group and asks for what it lacks
+		l.sync()
 		l.receive(t.Context(), 100)
 		assert.Equal(t, wantLines(0, 100), l.lines)
 		assert.Zero(t, l.gaps)
+		assert.Zero(t, l.dups, "only what the logger lacked is sent again")
+		assert.Equal(t, uint64(50), p.Stats().Replayed)
 	})
 }
 
@@ -525,6 +644,7 @@ func TestPublisherJournalFull(t *testing.T) {
 		// A logger arrives and acknowledges: the journal drains, nothing
 		// accepted is lost.
 		l := newTestLogger(t, hub, "logger1")
+		l.sync()
 		l.receive(t.Context(), int(st.Records))
 		assert.Zero(t, l.gaps)
 		l.ack(logwire.AckDurable, false)
@@ -627,9 +747,11 @@ func TestPublisherLoggerCrashRestart(t *testing.T) {
 		l2 := newTestLogger(t, hub, "logger1")
 		l2.lines = append([]string(nil), l.lines[:30]...)
 		l2.next[k] = 31
+		l2.sync()
 		l2.receive(t.Context(), 100)
 		assert.Equal(t, wantLines(0, 100), l2.lines)
 		assert.Zero(t, l2.gaps)
+		assert.Less(t, l2.dups, 30, "resent from the batch holding record 31, not from the start")
 		l2.ack(logwire.AckDurable, false)
 		waitFor(t, "release", func() bool { return p.Stats().Retained == 0 })
 	})

@@ -59,12 +59,16 @@
 // are dropped as duplicates when publishers retransmit them; the others are
 // accepted again: across kill -9 every acknowledged record is in the files
 // exactly once. A starting Logger, and one that sees members join its
-// group, sends an AckSync so that publishers retransmit what it lacks; like
-// every durable ack it names only records covered by the commit it follows
-// (never ones written while that commit ran, which a crash would lose). A
-// stream with a hole (a record missing below others held) gets an ack with
-// Resend, repeated every GapTimeout/4; a logger never acknowledges past a
-// hole (a hole older than GapTimeout is logged and counted in Stats.Holes).
+// group or its ack group (a publisher starting, or the logger itself back
+// in a view after a partition), sends an AckSync so that publishers
+// retransmit what it lacks, and only that: what they sent before they saw
+// it join, past its committed positions. Like every durable ack it names
+// only records covered by the commit it follows (never ones written while
+// that commit ran, which a crash would lose). A stream with a hole (a
+// record missing below others held) gets an ack with Resend and the hole's
+// bounds, so that publishers resend the hole and nothing past it, repeated
+// every GapTimeout/4; a logger never acknowledges past a hole (a hole older
+// than GapTimeout is logged and counted in Stats.Holes).
 // The latest ack of every stream active in the last AckRecent (30 s) is
 // repeated every AckRepeat (1 s), so an ack lost while the bus reconfigures
 // does not stall a publisher. Pipes are outside this promise.

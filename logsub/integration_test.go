@@ -183,3 +183,81 @@ func (c committedAcks) check(group string, data []byte) {
 		}
 	}
 }
+
+// TestLogpubRejoinGetsOnlyWhatItLacks partitions one of two loggers
+// (AckQuorum 2) away from a logpub Publisher while it logs, lets a monitor
+// join the ack group meanwhile, then heals: the logger that stayed gets
+// nothing again while the other is away, the one that comes back gets
+// exactly the records it missed, and both files hold every record once.
+func TestLogpubRejoinGetsOnlyWhatItLacks(t *testing.T) {
+	leakcheck.Check(t)
+	synctest.Test(t, func(t *testing.T) {
+		ctx := t.Context()
+		dir := t.TempDir()
+		hub := inproc.New(inproc.Config{Logger: quiet})
+		defer hub.Close()
+		var loggers []*Logger
+		var buses []*inproc.Bus
+		for _, name := range []string{"logger-a", "logger-b"} {
+			b, err := hub.NewMember(name)
+			require.NoError(t, err)
+			state := filepath.Join(dir, name+".state")
+			l, err := New(ctx, committedAcks{b, t, state}, []string{"www"}, []Output{{File: filepath.Join(dir, name+".log")}},
+				Config{Name: name, Store: StoreConfig{StateFile: state}, Logger: quiet})
+			require.NoError(t, err)
+			loggers, buses = append(loggers, l), append(buses, b)
+		}
+		pb, err := hub.NewMember("web1")
+		require.NoError(t, err)
+		p, err := logpub.New(pb, "www", logpub.Config{ID: "web1", Dir: filepath.Join(dir, "journal"), AckQuorum: 2, Logger: quiet})
+		require.NoError(t, err)
+		logN := func(from, to int) {
+			for i := from; i < to; i++ {
+				now := time.Now()
+				p.Log(&logpub.Entry{Request: httptest.NewRequest("GET", fmt.Sprintf("/r/%d", i), nil), Status: 200, Start: now, End: now})
+				if i%100 == 99 {
+					time.Sleep(10 * time.Millisecond)
+				}
+			}
+		}
+		acked := func(n uint64) func() bool {
+			return func() bool { st := p.Stats(); return st.Records == n && st.Retained == 0 }
+		}
+		logN(0, 1000)
+		waitFor(t, time.Minute, "both loggers acknowledge", acked(1000))
+
+		hub.Partition([]*inproc.Bus{buses[1]})
+		logN(1000, 2000)
+		mb, err := hub.NewMember("monitor")
+		require.NoError(t, err)
+		_, err = mb.Join(ctx, "www.ack")
+		require.NoError(t, err)
+		time.Sleep(time.Second)
+		assert.Zero(t, loggers[0].Stats().Duplicates, "a join does not resend what logger-a holds")
+		assert.Zero(t, p.Stats().Replayed)
+
+		hub.Heal()
+		logN(2000, 3000)
+		waitFor(t, time.Minute, "both loggers acknowledge", acked(3000))
+		st := p.Stats()
+		t.Logf("publisher: %+v", st)
+		assert.Equal(t, uint64(1000), st.Replayed, "records 1001-2000, once")
+		assert.Zero(t, loggers[1].Stats().Duplicates, "logger-b got only what it lacked")
+		assert.Equal(t, uint64(1000), loggers[0].Stats().Duplicates, "the resend reached logger-a too (a multicast)")
+
+		require.NoError(t, p.Shutdown(ctx))
+		for i, l := range loggers {
+			require.NoError(t, l.Shutdown(ctx))
+			data, err := os.ReadFile(filepath.Join(dir, []string{"logger-a", "logger-b"}[i]+".log"))
+			require.NoError(t, err)
+			count := map[string]int{}
+			for _, line := range strings.Split(strings.TrimSuffix(string(data), "\n"), "\n") {
+				count[strings.Fields(line)[6]]++
+			}
+			for i := range 3000 {
+				assert.Equal(t, 1, count[fmt.Sprintf("/r/%d", i)], "/r/%d", i)
+			}
+			assert.Len(t, count, 3000)
+		}
+	})
+}

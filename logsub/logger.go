@@ -183,7 +183,7 @@ func New(ctx context.Context, b bus.Bus, groups []string, outputs []Output, cfg 
 	l.ctx, l.cancel = context.WithCancel(context.Background())
 	for _, lg := range l.groups {
 		l.wg.Go(func() { l.recvLoop(lg) })
-		l.wg.Go(func() { l.drainLoop(lg.ackG) })
+		l.wg.Go(func() { l.ackLoop(lg) })
 	}
 	l.wg.Go(l.commitLoop)
 	l.log.Info("logger started", "groups", groups, "durable", l.durable)
@@ -255,12 +255,20 @@ func (l *Logger) recvLoop(lg *loggerGroup) {
 	}
 }
 
-// drainLoop reads and discards an ack group's stream (other loggers' acks),
-// so that the logger never holds back their senders.
-func (l *Logger) drainLoop(g bus.Group) {
+// ackLoop reads an ack group's stream, so that the logger never holds back
+// the senders of other loggers' acks, and asks for an AckSync when members
+// join it: publishers (new, or back after a partition) and this logger
+// itself back in a view with them learn what it lacks.
+func (l *Logger) ackLoop(lg *loggerGroup) {
 	for {
-		if _, err := g.Recv(l.ctx); err != nil {
+		ev, err := lg.ackG.Recv(l.ctx)
+		if err != nil {
 			return
+		}
+		if v, ok := ev.(*bus.View); ok && len(v.Joined) > 0 {
+			l.mu.Lock()
+			lg.sync = true
+			l.mu.Unlock()
 		}
 	}
 }
@@ -319,6 +327,7 @@ func (l *Logger) commit(ctx context.Context) error {
 		k := epochKey{p.Group, p.Publisher, p.Epoch}
 		e := logwire.AckEntry{Publisher: p.Publisher, Epoch: p.Epoch, Next: p.Next}
 		if p.Gap {
+			e.End = p.HoleEnd
 			g, ok := l.gaps[k]
 			if !ok || g.next != p.Next {
 				g = gapState{next: p.Next, since: now}
@@ -327,6 +336,8 @@ func (l *Logger) commit(ctx context.Context) error {
 				g.asked = now
 				e.Resend = true
 				l.stats.Resends++
+			} else {
+				e.End = 0
 			}
 			l.gaps[k] = g
 		} else {
@@ -366,12 +377,21 @@ func (l *Logger) commit(ctx context.Context) error {
 
 	for _, lg := range syncs {
 		// Answer every stream of the group, so publishers resend from there.
+		// The positions are repeated like other acks: a publisher that
+		// missed the AckSync sees a logger stuck short of what it sent.
 		var es []logwire.AckEntry
+		l.mu.Lock()
 		for _, p := range committed {
 			if p.Group == lg.name {
-				es = append(es, logwire.AckEntry{Publisher: p.Publisher, Epoch: p.Epoch, Next: p.Next})
+				e := logwire.AckEntry{Publisher: p.Publisher, Epoch: p.Epoch, Next: p.Next}
+				es = append(es, e)
+				k := epochKey{p.Group, p.Publisher, p.Epoch}
+				if _, ok := l.recent[k]; !ok {
+					l.recent[k] = recentAck{entry: e, changed: now}
+				}
 			}
 		}
+		l.mu.Unlock()
 		byGroup[lg.name] = es
 	}
 	var errs []error

@@ -81,6 +81,9 @@ type Position struct {
 	Next uint64
 	// Gap reports records held above a missing one (Next is a hole).
 	Gap bool
+	// HoleEnd, when Gap, is the lowest sequence number held above Next:
+	// the hole is [Next, HoleEnd).
+	HoleEnd uint64
 }
 
 // StoreStats is a snapshot of a Store's counters.
@@ -476,9 +479,10 @@ func (e *epochState) position(k epochKey) Position {
 	r := e.seen.r
 	if len(r) > 0 && r[0].Lo == 1 {
 		p.Next = r[0].Hi + 1
-		p.Gap = len(r) > 1
-	} else {
-		p.Gap = len(r) > 0
+		r = r[1:]
+	}
+	if len(r) > 0 {
+		p.Gap, p.HoleEnd = true, r[0].Lo
 	}
 	return p
 }

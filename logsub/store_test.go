@@ -112,8 +112,8 @@ func TestStorePositionsAndSkip(t *testing.T) {
 	}
 	ps, err := s.Commit()
 	require.NoError(t, err)
-	assert.Equal(t, []Position{{Group: "g", Publisher: "p", Epoch: 1, Next: 1, Gap: true}}, ps)
-	assert.Equal(t, Position{Group: "g", Publisher: "p", Epoch: 1, Next: 5, Gap: true}, s.Skip("g", "p", 1))
+	assert.Equal(t, []Position{{Group: "g", Publisher: "p", Epoch: 1, Next: 1, Gap: true, HoleEnd: 3}}, ps)
+	assert.Equal(t, Position{Group: "g", Publisher: "p", Epoch: 1, Next: 5, Gap: true, HoleEnd: 6}, s.Skip("g", "p", 1))
 	assert.Equal(t, Position{Group: "g", Publisher: "p", Epoch: 1, Next: 7}, s.Skip("g", "p", 1))
 	assert.Equal(t, uint64(3), s.Stats().Forgotten)
 	ok, err := s.Write(rec("g", "p", 1, 5, "v", 200))

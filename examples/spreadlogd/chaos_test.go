@@ -282,7 +282,9 @@ Log {
 			p.stop()
 		}
 	}()
-	args := []string{"-config", conf, "-seeds", seeds[0], "-name", "logger-a"}
+	// The publishers here run bus/cluster's LAN profile: the logger does
+	// too, so that its SIGKILLed incarnations leave the views within ~1 s.
+	args := []string{"-config", conf, "-seeds", seeds[0], "-name", "logger-a", "-bus-profile", "lan"}
 
 	var stopPub = make(chan struct{})
 	var wg sync.WaitGroup

@@ -23,6 +23,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
@@ -53,6 +54,8 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	dataPort := fs.Int("data-port", 0, "bus data port (0 picks one)")
 	seeds := fs.String("seeds", "", "comma-separated gossip addresses of bus members to join")
 	label := fs.String("label", "", "bus cluster label")
+	profile := fs.String("bus-profile", "steady", "bus failure-detector profile: steady (memberlist's LAN defaults: a crash is detected in ~5 s, a loaded machine is not suspected), lan (bus/cluster's LANConfig: ~1 s) or wan")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile to this file until exit")
 	metricsAddr := fs.String("metrics", "", "serve Prometheus metrics on this address (e.g. 127.0.0.1:9101)")
 	shutdownTimeout := fs.Duration("shutdown-timeout", 10*time.Second, "bound on the graceful shutdown")
 	if err := fs.Parse(args); err != nil {
@@ -85,7 +88,24 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		}
 	}
 
-	bcfg := cluster.LANConfig()
+	bcfg, err := BusProfile(*profile)
+	if err != nil {
+		return err
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return fmt.Errorf("spreadlogd: %w", err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			f.Close()
+			return fmt.Errorf("spreadlogd: %w", err)
+		}
+		defer func() {
+			pprof.StopCPUProfile()
+			f.Close()
+		}()
+	}
 	bcfg.BindAddr, bcfg.GossipPort, bcfg.DataPort, bcfg.Label, bcfg.Logger = *bind, *gossipPort, *dataPort, *label, log
 	if *seeds != "" {
 		bcfg.Seeds = strings.Split(*seeds, ",")
@@ -143,6 +163,32 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	st := l.Stats()
 	fmt.Fprintf(out, "spreadlogd: stopped after %d records (%d duplicates dropped), %d commits\n", st.Records, st.Duplicates, st.Commits)
 	return errors.Join(errs...)
+}
+
+// BusProfile returns the bus/cluster configuration of a named profile:
+//
+//   - steady: the failure detector of memberlist's DefaultLANConfig, what
+//     Consul and Serf run on LANs (probe every 1 s with a 500 ms timeout,
+//     suspicion multiplier 4, gossip every 200 ms; a crashed member is
+//     detected in about 5 s), with LinkTimeout 10 s. A logger's outage
+//     costs nothing but latency (publishers keep the records), while a
+//     member wrongly suspected on a loaded machine costs a view change and
+//     retransmissions: loggers want this one.
+//   - lan: cluster.LANConfig() (200 ms, 100 ms, 3, 50 ms: about 1 s).
+//   - wan: cluster.WANConfig().
+func BusProfile(name string) (cluster.Config, error) {
+	switch name {
+	case "steady":
+		c := cluster.LANConfig()
+		c.ProbeInterval, c.ProbeTimeout, c.SuspicionMult, c.GossipInterval = time.Second, 500*time.Millisecond, 4, 200*time.Millisecond
+		c.LinkTimeout = 10 * time.Second
+		return c, nil
+	case "lan":
+		return cluster.LANConfig(), nil
+	case "wan":
+		return cluster.WANConfig(), nil
+	}
+	return cluster.Config{}, fmt.Errorf("spreadlogd: unknown bus profile %q (steady, lan or wan)", name)
 }
 
 // loggerCollector exports a Logger's Stats as Prometheus metrics.

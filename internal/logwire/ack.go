@@ -29,6 +29,11 @@ type AckEntry struct {
 	// Resend asks the publisher to retransmit the stream from Next (the
 	// logger saw a gap).
 	Resend bool
+	// End, with Resend, bounds the retransmission: the logger holds the
+	// record End (the first one above the hole), so the publisher resends
+	// only the records in [Next, End). Zero means everything from Next
+	// (a lost tail). Version 1 acks have no End.
+	End uint64
 }
 
 // Ack is a logger's acknowledgement message.
@@ -45,9 +50,9 @@ type Ack struct {
 // MaxAckEntries bounds the entries of one Ack.
 const MaxAckEntries = 1 << 16
 
-// AppendAck appends an encoded ack to dst.
+// AppendAck appends an ack encoded in AckVersion to dst.
 func AppendAck(dst []byte, a *Ack) []byte {
-	dst = append(dst, Version, byte(KindAck), a.Flags)
+	dst = append(dst, AckVersion, byte(KindAck), a.Flags)
 	dst = appendString(dst, a.Logger)
 	dst = binary.AppendUvarint(dst, uint64(len(a.Entries)))
 	for i := range a.Entries {
@@ -60,6 +65,9 @@ func AppendAck(dst []byte, a *Ack) []byte {
 			f = 1
 		}
 		dst = append(dst, f)
+		if e.Resend {
+			dst = binary.AppendUvarint(dst, e.End)
+		}
 	}
 	return dst
 }
@@ -106,6 +114,15 @@ func DecodeAck(b []byte) (*Ack, error) {
 			return nil, fmt.Errorf("%w: ack entry flags %#x", ErrCorrupt, f)
 		}
 		e.Resend = f == 1
+		if e.Resend && b[0] >= 2 {
+			e.End = d.uvarint()
+			if d.err != nil {
+				return nil, fmt.Errorf("logwire: ack entry %d: %w", i, d.err)
+			}
+			if e.End != 0 && e.End <= e.Next {
+				return nil, fmt.Errorf("%w: ack entry %d: resend [%d, %d)", ErrCorrupt, i, e.Next, e.End)
+			}
+		}
 	}
 	if d.err == nil && len(d.b) != 0 {
 		return nil, fmt.Errorf("%w: %d bytes after the ack", ErrCorrupt, len(d.b))

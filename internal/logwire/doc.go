@@ -5,8 +5,11 @@
 //
 // # Messages
 //
-// Every message starts with two bytes: the encoding Version (1) and a Kind
-// (KindBatch or KindAck). Integers in fixed-size fields are big-endian;
+// Every message starts with two bytes: its encoding version and a Kind
+// (KindBatch or KindAck). Batches are version 1 (Version); acks are written
+// in version 2 (AckVersion), which adds End to resend entries, and read in
+// versions 1 and 2, so publishers are upgraded before loggers. Integers in
+// fixed-size fields are big-endian;
 // "uvarint"/"varint" are encoding/binary's; a string is a uvarint length
 // then its bytes.
 //
@@ -16,8 +19,10 @@
 //	       duration uvarint (ns)  status uvarint  bytes varint
 //	       vhost remote user method url proto referer userAgent  string×8
 //	       line (uvarint length + bytes)  [later fields: skipped by readers]
-//	ack    version kind=2  flags u8  logger string  n uvarint
-//	       (publisher string  epoch uvarint  next uvarint  resend u8)×n
+//	ack    version=2 kind=2  flags u8  logger string  n uvarint
+//	       (publisher string  epoch uvarint  next uvarint  resend u8
+//	       [end uvarint, when resend = 1])×n
+//	       (version 1: the same without end)
 //
 // A record carries the structured fields subscribers use without parsing
 // text (monitors, who's-online) and the formatted line loggers write as is.
@@ -68,18 +73,30 @@
 //     AckDurable (from monitors, say) never release anything.
 //   - A logger that sees a gap in a stream (a batch whose FirstSeq is past
 //     the next number it expects, or a new epoch starting after 1) sends an
-//     AckEntry with Resend for that stream: the publisher retransmits from
-//     Next (or from the oldest record it still has).
-//   - When a logger starts, and after each view change of the log group
-//     that merges or adds members, it sends an Ack with AckSync: every
-//     publisher retransmits all the records it still retains that the
-//     logger has not acknowledged (from Next for listed streams, everything
-//     retained for the others).
-//   - A publisher also retransmits everything it retains that is not
-//     acknowledged when a member joins the ack group, and resumes from the
-//     first unsent batch after a failed Send (bus outage). Its journal is
-//     replayed after a restart, under the old epoch's numbers.
+//     AckEntry with Resend for that stream, Next at the hole and End at the
+//     first record it holds above it: the publisher retransmits the batches
+//     holding records in [Next, End) that it still has, and nothing past
+//     them (End 0, and version 1 acks: everything from Next).
+//   - When a logger starts, and after each view change of the log group or
+//     of the ack group that merges or adds members (a publisher starting,
+//     the logger back from a partition), it sends an Ack with AckSync
+//     naming every stream it holds, at its last commit. A publisher
+//     retransmits what that logger lacks among the batches it sent before
+//     it saw the logger join the ack group (from Next for listed streams,
+//     everything retained for the others): batches sent since reach the
+//     logger anyway, and a hole among them is repaired by Resend. AckSync
+//     positions are repeated like other acks, so a publisher that missed
+//     the AckSync sees a stuck logger and repairs its tail (below).
+//   - A publisher that keeps receiving the same Next for a stream, without
+//     progress for a while (logpub's ResendAfter), while it sent batches
+//     past it longer ago than that, retransmits those: a tail the logger
+//     lost and nothing later reveals to it. A logger that is merely behind
+//     makes progress and is sent nothing twice.
+//   - A publisher resumes from the first unsent batch after a failed Send
+//     (bus outage). Its journal is replayed after a restart, under the old
+//     epoch's numbers.
 //
-// Retransmission means duplicates: loggers keep, per stream, the highest
-// Seq written and skip records at or below it.
+// Retransmissions go to the whole log group, so every logger but the one
+// that asked sees them as duplicates: loggers remember, per stream, the
+// ranges of Seq written and skip records already held.
 package logwire

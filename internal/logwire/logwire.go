@@ -9,8 +9,13 @@ import (
 	"unsafe"
 )
 
-// Version is the encoding version this package writes and reads.
+// Version is the encoding version of batches, the version this package
+// writes them in and the only one it reads them in.
 const Version = 1
+
+// AckVersion is the encoding version this package writes acks in. It reads
+// acks of version 1 (entries without End) and 2.
+const AckVersion = 2
 
 // Kind tells what a message carries; it is the second byte of every message.
 type Kind uint8
@@ -159,11 +164,16 @@ func MessageKind(b []byte) (Kind, error) {
 	if len(b) < 2 {
 		return 0, ErrShort
 	}
-	if b[0] != Version {
+	if b[0] < 1 || b[0] > AckVersion {
 		return 0, fmt.Errorf("%w: %d", ErrVersion, b[0])
 	}
 	switch k := Kind(b[1]); k {
-	case KindBatch, KindAck:
+	case KindBatch:
+		if b[0] != Version {
+			return 0, fmt.Errorf("%w: batch version %d", ErrVersion, b[0])
+		}
+		return k, nil
+	case KindAck:
 		return k, nil
 	}
 	return 0, fmt.Errorf("%w: %d", ErrKind, b[1])

@@ -92,6 +92,7 @@ func TestAckRoundTrip(t *testing.T) {
 	a := &Ack{Logger: "logger1#abc", Flags: AckDurable | AckSync, Entries: []AckEntry{
 		{Publisher: "web1", Epoch: 3, Next: 100},
 		{Publisher: "web2", Epoch: 1, Next: 1, Resend: true},
+		{Publisher: "web3", Epoch: 2, Next: 7, Resend: true, End: 12},
 	}}
 	b := AppendAck(nil, a)
 	got, err := DecodeAck(b)
@@ -106,6 +107,29 @@ func TestAckRoundTrip(t *testing.T) {
 	assert.ErrorIs(t, err, ErrCorrupt)
 	_, err = DecodeAck(encodeBatch(BatchHeader{Publisher: "p", Epoch: 1, FirstSeq: 1}, nil))
 	assert.ErrorIs(t, err, ErrKind)
+}
+
+// TestAckVersion1 checks that acks of version 1 (no End) still decode, and
+// that End is checked.
+func TestAckVersion1(t *testing.T) {
+	v1 := []byte{1, byte(KindAck), AckDurable, 1, 'l', 2, 2, 'p', '1', 3, 9, 1, 1, 'q', 1, 4, 0}
+	got, err := DecodeAck(v1)
+	require.NoError(t, err)
+	assert.Equal(t, &Ack{Logger: "l", Flags: AckDurable, Entries: []AckEntry{
+		{Publisher: "p1", Epoch: 3, Next: 9, Resend: true},
+		{Publisher: "q", Epoch: 1, Next: 4},
+	}}, got)
+	assert.Equal(t, byte(AckVersion), AppendAck(nil, got)[0])
+
+	for _, end := range []uint64{3, 9} {
+		b := AppendAck(nil, &Ack{Logger: "l", Entries: []AckEntry{{Publisher: "p", Epoch: 1, Next: 9, Resend: true, End: end}}})
+		_, err := DecodeAck(b)
+		assert.ErrorIs(t, err, ErrCorrupt, "end %d", end)
+	}
+	_, err = DecodeAck([]byte{AckVersion + 1, byte(KindAck), 0, 0, 0})
+	assert.ErrorIs(t, err, ErrVersion)
+	_, err = MessageKind([]byte{AckVersion, byte(KindBatch)})
+	assert.ErrorIs(t, err, ErrVersion, "batches stay at version 1")
 }
 
 func FuzzDecodeBatch(f *testing.F) {
@@ -127,6 +151,8 @@ func FuzzDecodeBatch(f *testing.F) {
 func FuzzDecodeAck(f *testing.F) {
 	f.Add(AppendAck(nil, &Ack{Logger: "l", Flags: AckDurable, Entries: []AckEntry{{Publisher: "p", Epoch: 1, Next: 9, Resend: true}}}))
 	f.Add(AppendAck(nil, &Ack{}))
+	f.Add(AppendAck(nil, &Ack{Logger: "l", Flags: AckDurable | AckSync, Entries: []AckEntry{{Publisher: "p", Epoch: 1, Next: 9, Resend: true, End: 20}, {Publisher: "q", Epoch: 2, Next: 1}}}))
+	f.Add([]byte{1, byte(KindAck), AckDurable, 1, 'l', 1, 1, 'p', 3, 9, 1})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		a, err := DecodeAck(b)
 		if err != nil {
