@@ -273,6 +273,21 @@ func (f *File) Sync() error {
 	return nil
 }
 
+// syncHandle flushes buffered lines and returns a new descriptor of the
+// current file, to sync it while the File goes on (the caller closes it),
+// or nil where descriptors cannot be duplicated (the caller syncs the File
+// itself).
+func (f *File) syncHandle() (*os.File, error) {
+	if err := f.Flush(); err != nil || f.closed || f.f == nil {
+		return nil, err
+	}
+	h, err := dupFile(f.f)
+	if err != nil {
+		return nil, fmt.Errorf("logsub: sync %s: %w", f.name, err)
+	}
+	return h, nil
+}
+
 // Reopen flushes, syncs and closes the current file and opens its name
 // again, creating it if it was moved away (after logrotate, on SIGHUP).
 func (f *File) Reopen() error {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"regexp"
 	"slices"
 	"strings"
@@ -118,6 +119,7 @@ type Store struct {
 	log *slog.Logger
 
 	mu      sync.Mutex
+	gen     uint64 // commits snapshotted, the state each one writes is newer
 	outs    []*output
 	seen    map[epochKey]*epochState
 	tick    uint64
@@ -125,6 +127,9 @@ type Store struct {
 	stats   StoreStats
 	closed  bool
 	opening bool
+
+	smu     sync.Mutex // serializes state file writes; taken after mu, or alone
+	written uint64     // generation of the state file on disk
 }
 
 type output struct {
@@ -405,7 +410,98 @@ func (s *Store) commitLocked() error {
 	for k, e := range s.seen {
 		st.Seen = append(st.Seen, stateEpoch{Group: k.group, Publisher: k.publisher, Epoch: k.epoch, Ranges: e.seen.r})
 	}
-	return writeState(s.cfg.StateFile, st)
+	s.gen++
+	return s.writeState(s.gen, st)
+}
+
+// writeState writes the state of commit generation gen unless a newer one
+// is on disk already (it holds everything gen's does).
+func (s *Store) writeState(gen uint64, st *state) error {
+	s.smu.Lock()
+	defer s.smu.Unlock()
+	if gen <= s.written {
+		return nil
+	}
+	if err := writeState(s.cfg.StateFile, st); err != nil {
+		return err
+	}
+	s.written = gen
+	return nil
+}
+
+// commitUnlocked is commitLocked with the file syncs and the state file
+// write done without holding mu, so that Write goes on meanwhile: under mu
+// it flushes every file to the operating system and notes its size, takes
+// a handle on each file for the sync (a duplicate descriptor, so that a
+// rotation or Close meanwhile does not matter) and copies the sequence
+// ranges; lines written after that are beyond the committed offsets, cut
+// on restart after a crash. With mu held on entry, it returns with mu
+// released; done runs under mu once the snapshot is taken.
+func (s *Store) commitUnlocked(done func()) error {
+	var errs []error
+	st := &state{}
+	var syncs []*os.File
+	defer func() {
+		for _, f := range syncs {
+			f.Close()
+		}
+	}()
+	for _, o := range s.outs {
+		if o.pipe != nil {
+			if err := o.pipe.flush(); err != nil {
+				s.stats.PipeErrors++
+				s.log.Warn("pipe failed; restarting it", "cmd", o.Pipe, "err", err)
+			}
+			continue
+		}
+		for _, f := range o.files {
+			h, err := f.syncHandle()
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			if h == nil { // no duplicate descriptors here: sync under mu
+				if err := f.Sync(); err != nil {
+					errs = append(errs, err)
+					continue
+				}
+			} else {
+				syncs = append(syncs, h)
+			}
+			st.Files = append(st.Files, stateFile{Path: f.Name(), Offset: f.Size()})
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		s.mu.Unlock()
+		return err
+	}
+	if s.cfg.StateFile != "" {
+		for k, e := range s.seen {
+			st.Seen = append(st.Seen, stateEpoch{Group: k.group, Publisher: k.publisher, Epoch: k.epoch, Ranges: e.seen.ranges()})
+		}
+	}
+	s.gen++
+	gen := s.gen
+	done()
+	s.mu.Unlock()
+
+	for _, f := range syncs {
+		if err := f.Sync(); err != nil {
+			errs = append(errs, fmt.Errorf("logsub: sync %s: %w", f.Name(), err))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	if s.cfg.StateFile != "" {
+		if err := s.writeState(gen, st); err != nil {
+			return err
+		}
+	}
+	s.mu.Lock()
+	s.stats.Commits++
+	s.mu.Unlock()
+	return nil
 }
 
 // Commit syncs every file to stable storage and records the committed
@@ -422,26 +518,38 @@ func (s *Store) Commit() ([]Position, error) {
 // acknowledge to publishers asking for everything (AckSync). Both lists
 // are taken under the lock that covers the commit, so they never name a
 // record written after it.
+// Files are synced and the state file written with the lock released, so
+// that Write does not wait for the disk.
 func (s *Store) commit(all bool) (dirty, every []Position, err error) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.closed {
+		s.mu.Unlock()
 		return nil, nil, ErrClosed
 	}
-	if err := s.commitLocked(); err != nil {
+	err = s.commitUnlocked(func() {
+		if s.cfg.StateFile == "" {
+			return
+		}
+		for k, e := range s.seen {
+			if e.dirty {
+				e.dirty = false
+				dirty = append(dirty, e.position(k))
+			}
+			if all {
+				every = append(every, e.position(k))
+			}
+		}
+	})
+	if err != nil {
+		// Acknowledge these streams at the next commit.
+		s.mu.Lock()
+		for _, p := range dirty {
+			if e := s.seen[epochKey{p.Group, p.Publisher, p.Epoch}]; e != nil {
+				e.dirty = true
+			}
+		}
+		s.mu.Unlock()
 		return nil, nil, err
-	}
-	if s.cfg.StateFile == "" {
-		return nil, nil, nil
-	}
-	for k, e := range s.seen {
-		if e.dirty {
-			e.dirty = false
-			dirty = append(dirty, e.position(k))
-		}
-		if all {
-			every = append(every, e.position(k))
-		}
 	}
 	sortPositions(dirty)
 	sortPositions(every)

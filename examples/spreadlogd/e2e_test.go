@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -9,6 +10,8 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -33,6 +36,9 @@ type latencies struct {
 	bursts map[string][]burst           // publisher -> bursts in seq order
 	next   map[string]map[string]uint64 // logger -> publisher -> Next
 	lat    []time.Duration
+	at     []time.Time // when each burst in lat was logged
+
+	views, joined, left int // ack group views seen by the observer
 }
 
 type burst struct {
@@ -51,6 +57,14 @@ func (l *latencies) ackLoop(ctx context.Context, g bus.Group) {
 		ev, err := g.Recv(ctx)
 		if err != nil {
 			return
+		}
+		if v, ok := ev.(*bus.View); ok {
+			l.mu.Lock()
+			l.views++
+			l.joined += len(v.Joined)
+			l.left += len(v.Left)
+			l.mu.Unlock()
+			continue
 		}
 		m, ok := ev.(*bus.Message)
 		if !ok {
@@ -76,6 +90,7 @@ func (l *latencies) ackLoop(ctx context.Context, g bus.Group) {
 			i := 0
 			for i < len(bs) && bs[i].end <= low {
 				l.lat = append(l.lat, now.Sub(bs[i].at))
+				l.at = append(l.at, bs[i].at)
 				i++
 			}
 			l.bursts[pub] = bs[i:]
@@ -87,10 +102,17 @@ func (l *latencies) ackLoop(ctx context.Context, g bus.Group) {
 // TestE2EThroughput is the end-to-end benchmark, not part of the default
 // run: 2 logpub Publishers → 2 spreadlogd processes over bus/cluster on
 // loopback at a target rate, each record acknowledged by both loggers
-// (AckQuorum 2), reporting sustained lines/s, loss and the time from Log to
-// fsynced on both loggers. Run it with logsub/scripts/e2e.sh or
+// (AckQuorum 2), reporting sustained lines/s, loss, duplicates, the time
+// from Log to fsynced on both loggers, the ack group's view changes, CPU
+// per line per process and the load average. Run it with
+// logsub/scripts/e2e.sh or
 //
 //	LOGSUB_E2E_DURATION=60s LOGSUB_E2E_RATE=200000 go test -run E2E -v -timeout 15m ./examples/spreadlogd
+//
+// LOGSUB_E2E_BUS names the bus profile of every member (see BusProfile;
+// default steady); LOGSUB_E2E_PROFILE=dir writes CPU profiles of the
+// publishers' process (publishers.pprof) and of each logger there;
+// SPREADLOGD_CHILD_LOG=file appends every process's log to file.
 func TestE2EThroughput(t *testing.T) {
 	dur, err := time.ParseDuration(os.Getenv("LOGSUB_E2E_DURATION"))
 	if err != nil {
@@ -102,9 +124,20 @@ func TestE2EThroughput(t *testing.T) {
 	}
 	ctx := t.Context()
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if path := os.Getenv("SPREADLOGD_CHILD_LOG"); path != "" {
+		// The loggers' logs go there too (startLogger).
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+		require.NoError(t, err)
+		t.Cleanup(func() { f.Close() })
+		quiet = slog.New(slog.NewTextHandler(f, nil))
+	}
+	profile := cmp.Or(os.Getenv("LOGSUB_E2E_BUS"), "steady")
+	bcfg, err := BusProfile(profile)
+	require.NoError(t, err)
+	pprofDir := os.Getenv("LOGSUB_E2E_PROFILE")
 	var seeds []string
 	mk := func(id string) *cluster.Bus {
-		cfg := cluster.LANConfig()
+		cfg := bcfg
 		cfg.Seeds, cfg.Logger = seeds, quiet
 		b, err := cluster.New(id, cfg)
 		require.NoError(t, err)
@@ -128,7 +161,11 @@ func TestE2EThroughput(t *testing.T) {
 		conf := filepath.Join(dir, "spreadlogd.conf")
 		require.NoError(t, os.WriteFile(conf, []byte(fmt.Sprintf("Name = %s\nStateFile = %q\nFsyncInterval = 100ms\nLog {\n Group = www\n File = %q\n}\n",
 			name, filepath.Join(dir, "state"), filepath.Join(dir, "access.%Y%m%d"))), 0o644))
-		procs = append(procs, startLogger(t, "-config", conf, "-seeds", seeds[0], "-name", name))
+		args := []string{"-config", conf, "-seeds", seeds[0], "-name", name, "-bus-profile", profile}
+		if pprofDir != "" {
+			args = append(args, "-cpuprofile", filepath.Join(pprofDir, name+".pprof"))
+		}
+		procs = append(procs, startLogger(t, args...))
 	}
 	var pubs []*logpub.Publisher
 	for _, id := range []string{"web1", "web2"} {
@@ -144,14 +181,33 @@ func TestE2EThroughput(t *testing.T) {
 		reqs[i].Header.Set("User-Agent", "Mozilla/5.0 (X11; Linux x86_64)")
 		reqs[i].Header.Set("Referer", "https://search.example/")
 	}
-	var cpuStart syscall.Rusage
+	if pprofDir != "" {
+		f, err := os.Create(filepath.Join(pprofDir, "publishers.pprof"))
+		require.NoError(t, err)
+		require.NoError(t, pprof.StartCPUProfile(f))
+		defer f.Close()
+		defer pprof.StopCPUProfile()
+	}
+	lat.mu.Lock()
+	viewsBefore, joinedBefore, leftBefore := lat.views, lat.joined, lat.left
+	lat.mu.Unlock()
+	load0 := loadAverage()
+	var cpuStart, selfStart syscall.Rusage
 	syscall.Getrusage(syscall.RUSAGE_CHILDREN, &cpuStart)
+	syscall.Getrusage(syscall.RUSAGE_SELF, &selfStart)
 	start := time.Now()
 	var wg sync.WaitGroup
 	var created [2]uint64
+	var genCPU [2]time.Duration
 	for k, p := range pubs {
 		id := []string{"web1", "web2"}[k]
 		wg.Go(func() {
+			// The generator's thread CPU time is what Log costs (the
+			// loop itself only picks a prepared request).
+			runtime.LockOSThread()
+			defer runtime.UnlockOSThread()
+			cpu0 := threadCPU()
+			defer func() { genCPU[k] = threadCPU() - cpu0 }()
 			const tick = 5 * time.Millisecond
 			perTick := rate / len(pubs) / int(time.Second/tick)
 			next := time.Now()
@@ -174,6 +230,10 @@ func TestE2EThroughput(t *testing.T) {
 	}
 	wg.Wait()
 	sendDur := time.Since(start)
+	load1 := loadAverage()
+	lat.mu.Lock()
+	views, joined, left := lat.views-viewsBefore, lat.joined-joinedBefore, lat.left-leftBefore
+	lat.mu.Unlock()
 	sctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
 	var shutdownErrs []error
@@ -194,12 +254,27 @@ func TestE2EThroughput(t *testing.T) {
 		out := l.out.String()
 		t.Logf("%s", strings.TrimSpace(out[strings.LastIndex(out, "spreadlogd: stopped"):]))
 	}
-	var cpuEnd syscall.Rusage
+	var cpuEnd, selfEnd syscall.Rusage
 	syscall.Getrusage(syscall.RUSAGE_CHILDREN, &cpuEnd)
+	syscall.Getrusage(syscall.RUSAGE_SELF, &selfEnd)
 	all := created[0] + created[1]
 	cpu := time.Duration(cpuEnd.Utime.Nano()+cpuEnd.Stime.Nano()-cpuStart.Utime.Nano()-cpuStart.Stime.Nano()) / time.Duration(len(procs))
+	self := time.Duration(selfEnd.Utime.Nano() + selfEnd.Stime.Nano() - selfStart.Utime.Nano() - selfStart.Stime.Nano())
 	lat.mu.Lock()
 	ls := slices.Clone(lat.lat)
+	if os.Getenv("LOGSUB_E2E_SERIES") != "" {
+		// The worst latency of the bursts logged in each second.
+		worst := map[int]time.Duration{}
+		for i, d := range lat.lat {
+			sec := int(lat.at[i].Sub(start) / time.Second)
+			worst[sec] = max(worst[sec], d)
+		}
+		var line []string
+		for sec := range int(sendDur/time.Second) + 1 {
+			line = append(line, fmt.Sprintf("%d:%d", sec, worst[sec].Milliseconds()))
+		}
+		t.Logf("worst Log → fsynced per second of the run (s:ms): %s", strings.Join(line, " "))
+	}
 	lat.mu.Unlock()
 	slices.Sort(ls)
 	q := func(f float64) time.Duration {
@@ -210,11 +285,39 @@ func TestE2EThroughput(t *testing.T) {
 	}
 	t.Logf("target %d lines/s for %s: logged %d lines in %s (%.0f lines/s offered); publishers dropped %d (memory and journal full); the other %d acknowledged by both loggers after %s (%.0f lines/s sustained), unacknowledged %d",
 		rate, dur, all, sendDur.Round(time.Millisecond), float64(all)/sendDur.Seconds(), dropped, all-dropped, total.Round(time.Millisecond), float64(all-dropped-unacked)/total.Seconds(), unacked)
-	t.Logf("Log to fsynced on both loggers, per 5 ms burst: p50 %s p99 %s max %s (%d bursts); logger CPU %.2f µs/line",
-		q(0.5).Round(time.Millisecond), q(0.99).Round(time.Millisecond), q(1).Round(time.Millisecond), len(ls),
-		float64(cpu.Microseconds())/float64(max(all, 1)))
+	t.Logf("Log to fsynced on both loggers, per 5 ms burst: p50 %s p99 %s max %s (%d bursts)",
+		q(0.5).Round(time.Millisecond), q(0.99).Round(time.Millisecond), q(1).Round(time.Millisecond), len(ls))
+	t.Logf("bus profile %s: %d ack-group views while sending (%d joins, %d leaves seen by the observer)",
+		profile, views, joined, left)
+	perLine := func(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1e3 / float64(max(all, 1)) }
+	t.Logf("CPU per line: each logger process %.2f µs; the publishers' process %.2f µs (of which Log in the generators %.2f µs); load average %s at start, %s at the end of sending",
+		perLine(cpu), perLine(self), perLine(genCPU[0]+genCPU[1]), load0, load1)
 	for _, err := range shutdownErrs {
 		require.NoError(t, err)
 	}
 	require.Zero(t, dropped)
+}
+
+// loadAverage returns the 1, 5 and 15 minute load averages.
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "?"
+	}
+	return strings.Join(f[:3], " ")
+}
+
+// threadCPU returns the CPU time of the calling OS thread (RUSAGE_THREAD,
+// Linux), 0 where it is not available.
+func threadCPU() time.Duration {
+	const rusageThread = 1
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(rusageThread, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
