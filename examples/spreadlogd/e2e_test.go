@@ -196,6 +196,30 @@ func TestE2EThroughput(t *testing.T) {
 	syscall.Getrusage(syscall.RUSAGE_CHILDREN, &cpuStart)
 	syscall.Getrusage(syscall.RUSAGE_SELF, &selfStart)
 	start := time.Now()
+	series := os.Getenv("LOGSUB_E2E_SERIES") != ""
+	var busy []string // machine-wide CPU use per second, when series
+	if series {
+		sctx, stop := context.WithCancel(ctx)
+		defer stop()
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			t := time.NewTicker(time.Second)
+			defer t.Stop()
+			prev := cpuStat()
+			for {
+				select {
+				case <-sctx.Done():
+					return
+				case <-t.C:
+					cur := cpuStat()
+					busy = append(busy, fmt.Sprintf("%.0f%%/%.0f%%", cur.busyPct(prev), cur.iowaitPct(prev)))
+					prev = cur
+				}
+			}
+		}()
+		defer func() { stop(); <-done }()
+	}
 	var wg sync.WaitGroup
 	var created [2]uint64
 	var genCPU [2]time.Duration
@@ -262,18 +286,23 @@ func TestE2EThroughput(t *testing.T) {
 	self := time.Duration(selfEnd.Utime.Nano() + selfEnd.Stime.Nano() - selfStart.Utime.Nano() - selfStart.Stime.Nano())
 	lat.mu.Lock()
 	ls := slices.Clone(lat.lat)
-	if os.Getenv("LOGSUB_E2E_SERIES") != "" {
-		// The worst latency of the bursts logged in each second.
+	if series {
+		// The worst latency of the bursts logged in each second, and how
+		// busy the machine's CPUs were (busy/iowait).
 		worst := map[int]time.Duration{}
 		for i, d := range lat.lat {
 			sec := int(lat.at[i].Sub(start) / time.Second)
 			worst[sec] = max(worst[sec], d)
 		}
 		var line []string
-		for sec := range int(sendDur/time.Second) + 1 {
-			line = append(line, fmt.Sprintf("%d:%d", sec, worst[sec].Milliseconds()))
+		for sec := range int(sendDur / time.Second) {
+			cpu := "?"
+			if sec < len(busy) {
+				cpu = busy[sec]
+			}
+			line = append(line, fmt.Sprintf("%d:%dms(%s)", sec, worst[sec].Milliseconds(), cpu))
 		}
-		t.Logf("worst Log → fsynced per second of the run (s:ms): %s", strings.Join(line, " "))
+		t.Logf("worst Log → fsynced per second of the run (second:worst(CPU busy/iowait)): %s", strings.Join(line, " "))
 	}
 	lat.mu.Unlock()
 	slices.Sort(ls)
@@ -320,4 +349,44 @@ func threadCPU() time.Duration {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// cpuTimes are the machine-wide CPU counters of /proc/stat, in ticks.
+type cpuTimes struct{ total, idle, iowait uint64 }
+
+func cpuStat() cpuTimes {
+	var c cpuTimes
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return c
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	for i, v := range f[1:] {
+		n, _ := strconv.ParseUint(v, 10, 64)
+		c.total += n
+		switch i {
+		case 3:
+			c.idle = n
+		case 4:
+			c.iowait = n
+		}
+	}
+	return c
+}
+
+func (c cpuTimes) busyPct(prev cpuTimes) float64 {
+	d := float64(c.total - prev.total)
+	if d == 0 {
+		return 0
+	}
+	return 100 * (d - float64(c.idle-prev.idle) - float64(c.iowait-prev.iowait)) / d
+}
+
+func (c cpuTimes) iowaitPct(prev cpuTimes) float64 {
+	d := float64(c.total - prev.total)
+	if d == 0 {
+		return 0
+	}
+	return 100 * float64(c.iowait-prev.iowait) / d
 }
