@@ -99,8 +99,13 @@
 // the one being written included (the next batch starts a new segment), so
 // a fully acknowledged journal takes no space (Stats.JournalBytes is 0) and
 // a restart replays nothing.
-// The Publisher retransmits only what a logger lacks: the batches of a
-// hole it reports (Resend, bounded by the hole's end); after an AckSync
+// The Publisher retransmits only what a logger lacks. A logger misses
+// batches only while it is out of the views, so what it lacks was sent
+// before the Publisher saw it (re)join the ack group; a batch sent since is
+// on its way, and sending it again would only make duplicates. So it
+// resends: the batches of a hole a logger reports (Resend, bounded by the
+// hole's end) sent before that logger joined, and the others of the hole
+// only if the logger asks again without progress for ResendAfter; after an AckSync
 // (a logger starting, or back after a partition), the batches past its
 // committed positions that were sent before the Publisher saw it join the
 // ack group (those sent since reach it); after a failed Send (bus outage)

@@ -97,7 +97,7 @@ type batch struct {
 	buf   []byte   // frame header + message; nil when only in the journal
 	seg   *segment // nil until journaled
 	off   int64
-	sent  time.Time // last sent; zero before
+	sent  time.Time // when its last Send started; zero before
 	redo  bool      // to be sent again (a logger lacks it)
 }
 
@@ -135,12 +135,12 @@ type Publisher struct {
 	nextSeq    uint64
 	dropEpoch  uint64
 	retained   []*batch
-	base       uint64                  // absolute position of retained[0]
-	sendPos    uint64                  // next position to send
-	redoPos    uint64                  // lowest position that may be marked redo (<= sendPos)
-	joinedAt   map[bus.MemberID]uint64 // ack group member -> sendPos when it joined
-	jPos       uint64                  // next position to journal
-	sentHigh   uint64                  // highest position sent + 1
+	base       uint64                     // absolute position of retained[0]
+	sendPos    uint64                     // next position to send
+	redoPos    uint64                     // lowest position that may be marked redo (<= sendPos)
+	joined     map[bus.MemberID]time.Time // ack group member -> when this Publisher saw it join
+	jPos       uint64                     // next position to journal
+	sentHigh   uint64                     // highest position sent + 1
 	memBytes   int64
 	free       [][]byte
 	acks       map[string]map[streamKey]ackState // by logger name
@@ -220,17 +220,17 @@ func New(b bus.Bus, group string, cfg Config) (*Publisher, error) {
 		cfg.Logger = slog.Default()
 	}
 	p := &Publisher{
-		b:        b,
-		group:    group,
-		cfg:      cfg,
-		format:   cfg.Format,
-		log:      cfg.Logger.With("component", "logpub", "group", group),
-		kick:     make(chan struct{}, 1),
-		jkick:    make(chan struct{}, 1),
-		nextSeq:  1,
-		acks:     make(map[string]map[streamKey]ackState),
-		streams:  make(map[streamKey]bool),
-		joinedAt: make(map[bus.MemberID]uint64),
+		b:       b,
+		group:   group,
+		cfg:     cfg,
+		format:  cfg.Format,
+		log:     cfg.Logger.With("component", "logpub", "group", group),
+		kick:    make(chan struct{}, 1),
+		jkick:   make(chan struct{}, 1),
+		nextSeq: 1,
+		acks:    make(map[string]map[streamKey]ackState),
+		streams: make(map[streamKey]bool),
+		joined:  make(map[bus.MemberID]time.Time),
 	}
 	p.scratch.New = func() any { b := make([]byte, 0, 1024); return &b }
 	p.epoch = uint64(time.Now().UnixMicro())
@@ -626,6 +626,7 @@ func (p *Publisher) send(ctx context.Context) {
 				return
 			}
 		}
+		started := time.Now()
 		sctx, cancel := context.WithTimeout(ctx, p.cfg.SendTimeout)
 		err := p.b.Send(sctx, p.group, bus.FIFO, msg)
 		cancel()
@@ -646,7 +647,7 @@ func (p *Publisher) send(ctx context.Context) {
 			return
 		}
 		p.stats.Batches++
-		b.sent = time.Now()
+		b.sent = started
 		b.redo = false
 		if pos < p.sentHigh {
 			p.stats.Replayed += uint64(b.count)
@@ -682,9 +683,8 @@ func (p *Publisher) nextRedoLocked() (uint64, bool) {
 }
 
 // redoLocked marks the batches of stream k below position limit (and
-// sendPos) that hold records in [from, to) to be sent again; to zero means
-// no upper bound. If keep is not nil, only batches it accepts are marked.
-// It reports whether it marked any.
+// sendPos) that hold records in [from, to) and that keep accepts to be sent
+// again; to zero means no upper bound. It reports whether it marked any.
 func (p *Publisher) redoLocked(k streamKey, from, to, limit uint64, keep func(*batch) bool) bool {
 	limit = min(limit, p.sendPos)
 	marked := false
@@ -693,7 +693,7 @@ func (p *Publisher) redoLocked(k streamKey, from, to, limit uint64, keep func(*b
 		if b.key != k || b.first+uint64(b.count) <= from || (to != 0 && b.first >= to) || b.redo {
 			continue
 		}
-		if keep != nil && !keep(b) {
+		if !keep(b) {
 			continue
 		}
 		b.redo = true
@@ -773,21 +773,18 @@ func (p *Publisher) receiveAcks(ctx context.Context) {
 		case *bus.View:
 			// A member joining the ack group may be a logger back from a
 			// crash or a partition. It sends an AckSync; what it lacks is
-			// at most what was sent before this view (batches sent from
-			// now on reach it), so remember where sending stands.
+			// at most what was sent before this view (Sends started from
+			// now on reach it), so remember when it joined.
+			now := time.Now()
 			p.mu.Lock()
-			for m := range p.joinedAt {
+			for m := range p.joined {
 				if !slices.Contains(ev.Members, m) {
-					delete(p.joinedAt, m)
+					delete(p.joined, m)
 				}
-			}
-			at := p.sendPos
-			if p.inUse != nil {
-				at++ // the batch being sent may precede the view
 			}
 			for _, m := range ev.Joined {
 				if m != self {
-					p.joinedAt[m] = at
+					p.joined[m] = now
 				}
 			}
 			p.mu.Unlock()
@@ -807,60 +804,75 @@ func (p *Publisher) receiveAcks(ctx context.Context) {
 // handleAck records a logger's acknowledgements, releases what the quorum
 // acknowledged and marks what the logger asks for (or evidently lacks) to
 // be sent again.
+//
+// A logger misses batches only while it is out of the views: what it lacks
+// was sent before it (re)joined the ack group. A batch whose last Send
+// started after that is on its way to it, and sending it again would only
+// make duplicates; it is sent again only once the logger made no progress
+// on the stream for ResendAfter while the batch was sent longer ago than
+// that (it was lost after all).
 func (p *Publisher) handleAck(a *logwire.Ack, sender bus.MemberID) {
 	p.mu.Lock()
 	redo := false
+	now := time.Now()
+	joinedAt, joinKnown := p.joined[sender]
+	lostAtJoin := func(b *batch) bool { return joinKnown && b.sent.Before(joinedAt) }
+	old := func(b *batch) bool { return !b.sent.IsZero() && now.Sub(b.sent) >= p.cfg.ResendAfter }
+	var m map[streamKey]ackState
 	if a.Flags&logwire.AckDurable != 0 && p.cfg.AckQuorum > 0 {
-		m := p.acks[a.Logger]
+		m = p.acks[a.Logger]
 		if m == nil && len(p.acks) < maxLoggers {
 			m = make(map[streamKey]ackState)
 			p.acks[a.Logger] = m
 		}
-		now := time.Now()
-		if m != nil {
-			for _, e := range a.Entries {
-				// Acks name every publisher's streams: keep only ours.
-				k := streamKey{e.Publisher, e.Epoch}
-				if !p.streams[k] {
-					continue
-				}
-				prev, seen := m[k]
-				if !seen || e.Next > prev.next {
-					m[k] = ackState{next: e.Next, advanced: now}
-				}
-				// A logger repeating the same ack, without progress for
-				// ResendAfter, while batches past it were sent longer
-				// ago than that, lost their tail (nothing later reveals
-				// the gap to it): send again from there. A logger that is
-				// merely behind makes progress.
-				if seen && e.Next == prev.next && now.Sub(prev.advanced) >= p.cfg.ResendAfter && !e.Resend {
-					old := func(b *batch) bool { return !b.sent.IsZero() && now.Sub(b.sent) >= p.cfg.ResendAfter }
-					if p.redoLocked(k, e.Next, 0, p.sendPos, old) {
-						p.stats.Stalled++
-						redo = true
-					}
-				}
-			}
-		}
 	}
+	bounded := make(map[streamKey]bool)
 	for _, e := range a.Entries {
-		if e.Resend && p.redoLocked(streamKey{e.Publisher, e.Epoch}, e.Next, e.End, p.sendPos, nil) {
-			redo = true
+		// Acks name every publisher's streams: keep only ours.
+		k := streamKey{e.Publisher, e.Epoch}
+		if !p.streams[k] {
+			continue
+		}
+		// stuck: the logger repeats this position without progress for
+		// ResendAfter.
+		stuck := m == nil
+		if m != nil {
+			prev, seen := m[k]
+			if !seen || e.Next > prev.next {
+				m[k] = ackState{next: e.Next, advanced: now}
+			}
+			stuck = seen && e.Next == prev.next && now.Sub(prev.advanced) >= p.cfg.ResendAfter
+		}
+		switch {
+		case e.Resend:
+			// A hole: send the batches holding [Next, End).
+			bounded[k] = e.End != 0
+			keep := func(b *batch) bool { return lostAtJoin(b) || (stuck && old(b)) }
+			if p.redoLocked(k, e.Next, e.End, p.sendPos, keep) {
+				redo = true
+			}
+		case stuck && m != nil:
+			// The same ack again, without progress for ResendAfter, while
+			// batches past it were sent longer ago than that: the logger
+			// lost their tail (nothing later reveals the gap to it). A
+			// logger that is merely behind makes progress.
+			if p.redoLocked(k, e.Next, 0, p.sendPos, old) {
+				p.stats.Stalled++
+				redo = true
+			}
 		}
 	}
 	if a.Flags&logwire.AckSync != 0 {
 		// The logger lacks, of what was sent before it joined, the records
-		// at and past Next of the streams it lists and all of the others.
-		limit := p.sendPos
-		if at, ok := p.joinedAt[sender]; ok {
-			limit = min(limit, at)
-		}
+		// at and past Next of the streams it lists (up to End for those
+		// with a hole, handled above) and all of the others.
+		keep := func(b *batch) bool { return !joinKnown || lostAtJoin(b) }
 		listed := make(map[streamKey]uint64, len(a.Entries))
 		for _, e := range a.Entries {
 			listed[streamKey{e.Publisher, e.Epoch}] = e.Next
 		}
 		for k := range p.streams {
-			if p.redoLocked(k, listed[k], 0, limit, nil) {
+			if !bounded[k] && p.redoLocked(k, listed[k], 0, p.sendPos, keep) {
 				redo = true
 			}
 		}

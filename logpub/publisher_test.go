@@ -189,11 +189,17 @@ func TestPublisherResendsOnRequest(t *testing.T) {
 
 		logN(p, 0, 100)
 		l.receive(t.Context(), 100)
-		// The logger lost everything after record 40 (a crash before fsync).
+		// The logger lost everything after record 40, although it stayed
+		// in the views (so those batches should have reached it).
 		l.lines = l.lines[:40]
 		for k := range l.next {
 			l.next[k] = 41
 		}
+		l.ack(logwire.AckDurable, true)
+		synctest.Wait()
+		assert.Zero(t, p.Stats().Replayed, "sent since the logger joined: taken for on their way")
+		// Asked again without progress for ResendAfter: they were lost.
+		time.Sleep(2 * time.Second)
 		l.ack(logwire.AckDurable, true)
 		l.receive(t.Context(), 100)
 		assert.Equal(t, wantLines(0, 100), l.lines)
@@ -203,7 +209,8 @@ func TestPublisherResendsOnRequest(t *testing.T) {
 }
 
 // TestPublisherResendsOnlyHole checks that a Resend with End gets the
-// batches holding the hole's records and nothing past it.
+// batches holding the hole's records (sent while the logger was away) and
+// nothing past it.
 func TestPublisherResendsOnlyHole(t *testing.T) {
 	leakcheck.Check(t)
 	synctest.Test(t, func(t *testing.T) {
@@ -215,9 +222,16 @@ func TestPublisherResendsOnlyHole(t *testing.T) {
 		require.NoError(t, err)
 		defer p.Close()
 
-		logN(p, 0, 200)
-		l.receive(t.Context(), 200)
-		// Records 41-60 went missing: the logger holds 1-40 and 61-200.
+		logN(p, 0, 40)
+		l.receive(t.Context(), 40)
+		hub.Partition([]*inproc.Bus{l.b})
+		logN(p, 40, 20) // records 41-60: lost for the logger
+		time.Sleep(time.Second)
+		hub.Heal()
+		synctest.Wait()
+		logN(p, 60, 140)
+		recvSeqs(t, l.g, 61, 200)
+		// The logger holds 1-40 and 61-200.
 		a := &logwire.Ack{Logger: l.name, Flags: logwire.AckDurable, Entries: []logwire.AckEntry{
 			{Publisher: "web1", Epoch: p.Epoch(), Next: 41, Resend: true, End: 61},
 		}}
@@ -245,7 +259,7 @@ func TestPublisherResendsOnlyHole(t *testing.T) {
 		}
 		synctest.Wait()
 		assert.Equal(t, uint64(len(got)), p.Stats().Replayed)
-		assert.Less(t, len(got), 40)
+		assert.Len(t, got, 20, "records 41-60 only")
 	})
 }
 

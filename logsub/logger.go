@@ -384,11 +384,16 @@ func (l *Logger) commit(ctx context.Context) error {
 		for _, p := range committed {
 			if p.Group == lg.name {
 				e := logwire.AckEntry{Publisher: p.Publisher, Epoch: p.Epoch, Next: p.Next}
-				es = append(es, e)
 				k := epochKey{p.Group, p.Publisher, p.Epoch}
 				if _, ok := l.recent[k]; !ok {
 					l.recent[k] = recentAck{entry: e, changed: now}
 				}
+				if p.Gap {
+					// Records past the hole are here already: ask for the
+					// hole only.
+					e.Resend, e.End = true, p.HoleEnd
+				}
+				es = append(es, e)
 			}
 		}
 		l.mu.Unlock()

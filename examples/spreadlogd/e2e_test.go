@@ -110,7 +110,9 @@ func (l *latencies) ackLoop(ctx context.Context, g bus.Group) {
 //	LOGSUB_E2E_DURATION=60s LOGSUB_E2E_RATE=200000 go test -run E2E -v -timeout 15m ./examples/spreadlogd
 //
 // LOGSUB_E2E_BUS names the bus profile of every member (see BusProfile;
-// default steady); LOGSUB_E2E_PROFILE=dir writes CPU profiles of the
+// default steady); LOGSUB_E2E_STOP=3s stops logger-b (SIGSTOP) for that
+// long a third into the run; LOGSUB_E2E_CHURN=2s makes a monitor join and
+// leave the ack group every 2 s; LOGSUB_E2E_PROFILE=dir writes CPU profiles of the
 // publishers' process (publishers.pprof) and of each logger there;
 // SPREADLOGD_CHILD_LOG=file appends every process's log to file.
 func TestE2EThroughput(t *testing.T) {
@@ -221,6 +223,44 @@ func TestE2EThroughput(t *testing.T) {
 		defer func() { stop(); <-done }()
 	}
 	var wg sync.WaitGroup
+	if stop, err := time.ParseDuration(os.Getenv("LOGSUB_E2E_STOP")); err == nil && stop > 0 {
+		// Stop logger-b a third into the run, as a machine that stalls:
+		// it leaves the views, comes back and asks for what it missed.
+		wg.Go(func() {
+			time.Sleep(dur / 3)
+			procs[1].cmd.Process.Signal(syscall.SIGSTOP)
+			time.Sleep(stop)
+			procs[1].cmd.Process.Signal(syscall.SIGCONT)
+			t.Logf("logger-b stopped (SIGSTOP) for %s from %s", stop, (dur / 3).Round(time.Second))
+		})
+	}
+	if every, err := time.ParseDuration(os.Getenv("LOGSUB_E2E_CHURN")); err == nil && every > 0 {
+		// A monitor that joins the ack group and leaves it again, every
+		// so often: views change while no logger misses anything.
+		mon := mk("monitor")
+		wg.Go(func() {
+			n := 0
+			for time.Since(start)+every < dur {
+				g, err := mon.Join(ctx, "www.ack")
+				if err != nil {
+					t.Errorf("monitor join: %v", err)
+					return
+				}
+				go func() {
+					for {
+						if _, err := g.Recv(ctx); err != nil {
+							return
+						}
+					}
+				}()
+				time.Sleep(every / 2)
+				g.Leave(ctx)
+				n++
+				time.Sleep(every / 2)
+			}
+			t.Logf("a monitor joined and left the ack group %d times", n)
+		})
+	}
 	var created [2]uint64
 	var genCPU [2]time.Duration
 	for k, p := range pubs {

@@ -76,15 +76,22 @@
 //     AckEntry with Resend for that stream, Next at the hole and End at the
 //     first record it holds above it: the publisher retransmits the batches
 //     holding records in [Next, End) that it still has, and nothing past
-//     them (End 0, and version 1 acks: everything from Next).
+//     them (End 0, and version 1 acks: everything from Next). A logger
+//     misses records only while it is out of the views, so a publisher
+//     resends at once the batches it sent before it saw the logger (re)join
+//     the ack group; a batch sent since is on its way, and is resent only
+//     if the logger repeats the request without progress on the stream for
+//     a while (logpub's ResendAfter). A logger repeats a Resend every
+//     GapTimeout/4 while the hole lasts.
 //   - When a logger starts, and after each view change of the log group or
 //     of the ack group that merges or adds members (a publisher starting,
 //     the logger back from a partition), it sends an Ack with AckSync
-//     naming every stream it holds, at its last commit. A publisher
-//     retransmits what that logger lacks among the batches it sent before
-//     it saw the logger join the ack group (from Next for listed streams,
-//     everything retained for the others): batches sent since reach the
-//     logger anyway, and a hole among them is repaired by Resend. AckSync
+//     naming every stream it holds, at its last commit (with Resend and End
+//     for a stream with a hole). A publisher retransmits what that logger
+//     lacks among the batches it sent before it saw the logger join the
+//     ack group (from Next for listed streams, up to End for those with a
+//     hole, everything retained for the others): batches sent since reach
+//     the logger anyway, and a hole among them is repaired by Resend. AckSync
 //     positions are repeated like other acks, so a publisher that missed
 //     the AckSync sees a stuck logger and repairs its tail (below).
 //   - A publisher that keeps receiving the same Next for a stream, without
