@@ -28,11 +28,14 @@ const (
 	fProgress byte = 13 // member → sequencer: last order delivered
 	fFlushReq byte = 14 // coordinator → member: pass on your order tail
 	fFlush    byte = 15 // member → member: order entries after a failover
+	// fPing carries nothing: its acknowledgement shows that the peer
+	// still reads the link (a death memberlist reports is checked first).
+	fPing byte = 16
 )
 
 func sequenced(t byte) bool {
 	switch t {
-	case fData, fView, fState, fStable, fSynced, fCredit, fOrder, fFwd, fProgress, fFlushReq, fFlush:
+	case fData, fView, fState, fStable, fSynced, fCredit, fOrder, fFwd, fProgress, fFlushReq, fFlush, fPing:
 		return true
 	}
 	return false
@@ -400,8 +403,9 @@ type orderState struct {
 	Recv, Stable uint64
 	// High holds, per sender, the highest sequence number ordered.
 	High []senderSeq
-	// View is the last view this member delivered.
-	View bus.ViewID
+	// View is the last view this member delivered, Members its members.
+	View    bus.ViewID
+	Members []bus.MemberID
 }
 
 type senderSeq struct {
@@ -431,6 +435,10 @@ func (s *stateMsg) encode() []byte {
 		}
 		b = binary.AppendUvarint(b, o.View.Seq)
 		b = putMember(b, o.View.Coord)
+		b = binary.AppendUvarint(b, uint64(len(o.Members)))
+		for _, m := range o.Members {
+			b = putMember(b, m)
+		}
 	}
 	for _, l := range [][]bus.MemberID{s.Unreachable, s.Slow} {
 		b = binary.AppendUvarint(b, uint64(len(l)))
@@ -456,7 +464,7 @@ func decodeState(p []byte) (stateMsg, error) {
 	for range n {
 		s.Views = append(s.Views, d.view())
 	}
-	n = d.count(14, "orders")
+	n = d.count(15, "orders")
 	for range n {
 		var o orderState
 		o.Group = d.str(bus.MaxGroupName, "order group")
@@ -469,6 +477,10 @@ func decodeState(p []byte) (stateMsg, error) {
 		}
 		o.View.Seq = d.uvarint("order view")
 		o.View.Coord = d.member("order view coord")
+		k = d.count(9, "order view members")
+		for range k {
+			o.Members = append(o.Members, d.member("order view member"))
+		}
 		s.Orders = append(s.Orders, o)
 	}
 	n = d.count(9, "unreachable")

@@ -51,7 +51,7 @@ func TestFrameRoundTrips(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, vo, gvo)
 
-	sto := stateMsg{Joined: []string{"g"}, Orders: []orderState{{Group: "g", Recv: 9, Stable: 3, High: []senderSeq{{ma, 4}, {mb, 5}}}}}
+	sto := stateMsg{Joined: []string{"g"}, Orders: []orderState{{Group: "g", Recv: 9, Stable: 3, High: []senderSeq{{ma, 4}, {mb, 5}}, View: bus.ViewID{Seq: 2, Coord: ma}, Members: []bus.MemberID{ma, mb}}}}
 	gso, err := decodeState(sto.encode())
 	require.NoError(t, err)
 	assert.Equal(t, sto, gso)
@@ -159,6 +159,7 @@ func FuzzFrames(f *testing.F) {
 	rec = appendFrame(rec, fFlush, 11, encodeFlush("g", []flushEntry{{Ord: 3, View: &vo}, {Ord: 4, Token: token{ma, 3}, Level: bus.Agreed, Payload: []byte("z")}}))
 	f.Add(rec)
 	f.Add([]byte{fBye, 0})
+	f.Add(appendFrame(nil, fPing, 12, nil))
 	f.Fuzz(func(t *testing.T, in []byte) {
 		_ = eachFrame(in, func(typ byte, body []byte) error {
 			if sequenced(typ) {

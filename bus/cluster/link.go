@@ -306,6 +306,22 @@ func (l *link) slowFor(now time.Time) time.Duration {
 	return 0
 }
 
+// connected reports whether the link has a connection to a peer that is
+// not marked down.
+func (l *link) connected() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.conn != nil && !l.down && !l.closed
+}
+
+// ping sends an empty sequenced frame and returns its sequence number
+// (zero when the link is closed): once ackedSeq reaches it, the peer read
+// everything before it.
+func (l *link) ping() uint64 {
+	seq, _ := l.send(nil, fPing, nil)
+	return seq
+}
+
 // downFor reports how long the peer has been down (zero when it is up).
 func (l *link) downFor(now time.Time) time.Duration {
 	l.mu.Lock()
@@ -788,6 +804,11 @@ func (l *link) handleFrame(typ byte, body []byte) error {
 		}
 		l.b.markSynced()
 		return nil
+	case fPing:
+		if len(body) != 0 {
+			return fmt.Errorf("%w: ping with a body", errMalformed)
+		}
+		return nil // acknowledged like every sequenced frame
 	case fBye:
 		if len(body) != 0 {
 			return fmt.Errorf("%w: bye with a body", errMalformed)

@@ -202,6 +202,7 @@ type manager struct {
 	slow    map[bus.MemberID]bool
 	repSlow map[bus.MemberID][]bus.MemberID
 	stale   map[bus.MemberID]bool // excluded: back only after a fresh state
+	wasExcl map[bus.MemberID]bool // excluded at the last look
 
 	// States that came while another member coordinated: a member that
 	// sees the old coordinator die before this one does sends its state
@@ -209,7 +210,22 @@ type manager struct {
 	early map[bus.MemberID]earlyState
 
 	// The view of each group each member reported in its last state.
-	reported map[bus.MemberID]map[string]bus.ViewID
+	reported map[bus.MemberID]map[string]viewMsg
+
+	// Members memberlist declared dead while their links still had a
+	// connection: kept alive while their links answer pings.
+	doubt map[bus.MemberID]*doubt
+	// Views of other coordinators whose members are coming back: when
+	// the first of them was ready to merge.
+	mergeWait map[bus.ViewID]time.Time
+}
+
+// doubt is a death memberlist reported that the data link contradicts.
+type doubt struct {
+	ev       event
+	seq      uint64    // the ping waiting for its acknowledgement
+	sent     time.Time // when it was sent
+	answered bool      // a ping was acknowledged since the death
 }
 
 type earlyState struct {
@@ -233,7 +249,9 @@ func newManager(b *Bus) *manager {
 		stale:   make(map[bus.MemberID]bool),
 		early:   make(map[bus.MemberID]earlyState),
 
-		reported: make(map[bus.MemberID]map[string]bus.ViewID),
+		reported:  make(map[bus.MemberID]map[string]viewMsg),
+		doubt:     make(map[bus.MemberID]*doubt),
+		mergeWait: make(map[bus.ViewID]time.Time),
 	}
 }
 
@@ -265,6 +283,7 @@ func (b *Bus) manage() {
 		for _, e := range evs {
 			m.handle(e)
 		}
+		m.checkDoubts(time.Now())
 		m.electCoordinator()
 		m.flush()
 		m.checkTrackers()
@@ -283,6 +302,10 @@ func (m *manager) handle(e event) {
 		b.mu.Lock()
 		delete(b.tomb, e.id) // alive again after a false suspicion
 		b.mu.Unlock()
+		if _, doubted := m.doubt[e.id]; doubted {
+			delete(m.doubt, e.id)
+			b.log.Info("member alive again after memberlist declared it dead", "peer", e.id.String())
+		}
 		m.alive[e.id] = member{id: e.id, meta: e.meta, addr: e.addr}
 		b.recentMu.Lock()
 		delete(b.recent, e.id)
@@ -296,35 +319,10 @@ func (m *manager) handle(e event) {
 		if e.id == b.self {
 			return
 		}
-		mem, ok := m.alive[e.id]
-		delete(m.alive, e.id)
-		delete(m.wants, e.id)
-		delete(m.syncWait, e.id)
-		delete(m.orders, e.id)
-		delete(m.repSlow, e.id)
-		delete(m.unreach, e.id)
-		delete(m.slow, e.id)
-		delete(m.early, e.id)
-		delete(m.reported, e.id)
-		if ok && mem.addr != "" {
-			b.recentMu.Lock()
-			b.recent[e.id] = recentNode{addr: mem.addr, at: time.Now()}
-			delete(b.liveAddrs, mem.addr)
-			b.recentMu.Unlock()
+		if e.kind == evLeave && m.doubtDeath(e, time.Now()) {
+			return
 		}
-		if e.kind == evBye {
-			b.removeLink(e.id)
-		} else {
-			b.mu.RLock()
-			l := b.links[e.id]
-			b.mu.RUnlock()
-			if l != nil {
-				l.setDown(true)
-			}
-		}
-		if ok {
-			b.log.Info("member down", "peer", e.id.String(), "bye", e.kind == evBye)
-		}
+		m.leave(e)
 	case evState:
 		b.mu.RLock()
 		_, dead := b.tomb[e.id]
@@ -348,6 +346,108 @@ func (m *manager) handle(e event) {
 		}
 	case evAck:
 		b.ackPending.Store(false)
+	}
+}
+
+// leave forgets member e.id: memberlist declared it dead (and its link
+// did not answer) or it said goodbye.
+func (m *manager) leave(e event) {
+	b := m.b
+	delete(m.doubt, e.id)
+	mem, ok := m.alive[e.id]
+	delete(m.alive, e.id)
+	delete(m.wants, e.id)
+	delete(m.syncWait, e.id)
+	delete(m.orders, e.id)
+	delete(m.repSlow, e.id)
+	delete(m.unreach, e.id)
+	delete(m.slow, e.id)
+	delete(m.early, e.id)
+	delete(m.reported, e.id)
+	if ok && mem.addr != "" {
+		b.recentMu.Lock()
+		b.recent[e.id] = recentNode{addr: mem.addr, at: time.Now()}
+		delete(b.liveAddrs, mem.addr)
+		b.recentMu.Unlock()
+	}
+	if e.kind == evBye {
+		b.removeLink(e.id)
+	} else {
+		b.mu.RLock()
+		l := b.links[e.id]
+		b.mu.RUnlock()
+		if l != nil {
+			l.setDown(true)
+		}
+	}
+	if ok {
+		b.stats.down.Add(1)
+		b.log.Info("member down", "peer", e.id.String(), "bye", e.kind == evBye)
+	}
+}
+
+// doubtDeath checks a death memberlist reports against the data link:
+// when the link to the member is connected, the member stays alive until
+// a ping on the link goes unanswered for confirmTimeout or the connection
+// drops. A death gossiped across a healing partition (the other side
+// declared the member dead while it was cut off) then does not make the
+// members that always reached it install views without it. It reports
+// whether the death is put off.
+func (m *manager) doubtDeath(e event, now time.Time) bool {
+	b := m.b
+	if _, ok := m.alive[e.id]; !ok {
+		return false
+	}
+	b.mu.RLock()
+	l := b.links[e.id]
+	b.mu.RUnlock()
+	if l == nil || !l.connected() {
+		return false
+	}
+	seq := l.ping()
+	if seq == 0 {
+		return false
+	}
+	m.doubt[e.id] = &doubt{ev: e, seq: seq, sent: now}
+	b.stats.doubted.Add(1)
+	b.log.Debug("memberlist reports a member dead; checking its link", "peer", e.id.String())
+	return true
+}
+
+// confirmTimeout is how long a ping may wait for its acknowledgement
+// before a death memberlist reported is accepted.
+func (m *manager) confirmTimeout() time.Duration {
+	return max(2*m.b.cfg.ProbeTimeout, 200*time.Millisecond)
+}
+
+// checkDoubts accepts the deaths whose links stopped answering or lost
+// their connection, and pings again the links that answered, every
+// ProbeInterval, while memberlist still reports the member dead.
+func (m *manager) checkDoubts(now time.Time) {
+	b := m.b
+	for _, id := range slices.SortedFunc(maps.Keys(m.doubt), bus.MemberID.Compare) {
+		d := m.doubt[id]
+		b.mu.RLock()
+		l := b.links[id]
+		b.mu.RUnlock()
+		switch {
+		case l == nil || !l.connected():
+		case l.ackedSeq() >= d.seq:
+			if !d.answered {
+				d.answered = true
+				b.log.Info("memberlist reports a member dead that its link reaches; kept", "peer", id.String())
+			}
+			if now.Sub(d.sent) >= b.cfg.ProbeInterval {
+				if d.seq = l.ping(); d.seq == 0 {
+					break
+				}
+				d.sent = now
+			}
+			continue
+		case now.Sub(d.sent) < m.confirmTimeout():
+			continue
+		}
+		m.leave(d.ev)
 	}
 }
 
@@ -469,6 +569,16 @@ func (b *Bus) pending() bool {
 // reconcile records what member id wants and brings it up to date.
 func (m *manager) reconcile(id bus.MemberID, st stateMsg) {
 	b := m.b
+	if b.log.Enabled(context.Background(), slog.LevelDebug) {
+		var vs, ds []string
+		for _, v := range st.Views {
+			vs = append(vs, v.ID.String())
+		}
+		for _, o := range st.Orders {
+			ds = append(ds, o.View.String())
+		}
+		b.log.Debug("state", "peer", id.String(), "known", vs, "delivered", ds, "stale", m.stale[id])
+	}
 	w := make(map[string]bool, len(st.Joined))
 	for _, g := range st.Joined {
 		w[g] = true
@@ -483,10 +593,10 @@ func (m *manager) reconcile(id bus.MemberID, st stateMsg) {
 	delete(m.stale, id)
 	m.repSlow[id] = st.Slow
 	reported := make(map[string]uint64, len(st.Views))
-	views := make(map[string]bus.ViewID, len(st.Views))
+	views := make(map[string]viewMsg, len(st.Views))
 	for _, v := range st.Views {
 		reported[v.Group] = v.ID.Seq
-		views[v.Group] = v.ID
+		views[v.Group] = v
 		m.floor[v.Group] = max(m.floor[v.Group], v.ID.Seq)
 		if m.missed(v) {
 			b.applyView(v) // a view of a former coordinator this one missed
@@ -589,11 +699,94 @@ func (m *manager) target(g string, cur []bus.MemberID) []bus.MemberID {
 			fresh = append(fresh, member{id: id, meta: meta{Boot: math.MaxInt64}})
 		}
 	}
-	slices.SortFunc(fresh, older)
-	for _, mem := range fresh {
-		out = append(out, mem.id)
+	return append(out, m.mergeOrder(g, out, fresh)...)
+}
+
+// mergeOrder orders the members joining group g: those coming back from
+// a view of their own (the other side of a partition, or one excluded for
+// its links) join together with the other members of that view, in that
+// view's order, so that members that stay together keep their order; the
+// others, and the sides, oldest first. A side's members wait (at most
+// SyncTimeout from the first one ready) for the others of their view that
+// did not leave and are not ready yet (no state, or a link still found
+// unreachable).
+func (m *manager) mergeOrder(g string, out []bus.MemberID, fresh []member) []bus.MemberID {
+	now := time.Now()
+	type cand struct {
+		mem  member
+		side bus.ViewID // zero: joins on its own
+		idx  int
 	}
-	return out
+	ready := make(map[bus.MemberID]bool, len(fresh))
+	for _, mem := range fresh {
+		ready[mem.id] = true
+	}
+	var cands []cand
+	waiting := make(map[bus.ViewID]bool)
+	for _, mem := range fresh {
+		c := cand{mem: mem}
+		if rv, ok := m.orders[mem.id][g]; ok && rv.View.Coord != m.b.self && len(rv.Members) > 1 {
+			if i := slices.Index(rv.Members, mem.id); i >= 0 {
+				c.side, c.idx = rv.View, i
+				for _, x := range rv.Members {
+					if x == mem.id || ready[x] || slices.Contains(out, x) || m.left(x) {
+						continue
+					}
+					if w, ok := m.wants[x]; ok && !w[g] {
+						continue // it left the group
+					}
+					if xv, ok := m.orders[x][g]; ok && xv.View != rv.View && xv.View.Coord != m.b.self {
+						continue // it moved on to another side's view
+					}
+					waiting[rv.View] = true
+				}
+			}
+		}
+		cands = append(cands, c)
+	}
+	for id, since := range m.mergeWait {
+		if now.Sub(since) > time.Minute {
+			delete(m.mergeWait, id)
+		}
+	}
+	lead := make(map[bus.ViewID]member)
+	kept := cands[:0]
+	for _, c := range cands {
+		if !c.side.IsZero() && waiting[c.side] {
+			since, ok := m.mergeWait[c.side]
+			if !ok {
+				since = now
+				m.mergeWait[c.side] = now
+				m.b.log.Debug("merge waits for the rest of a side", "group", g, "side", c.side.String(), "member", c.mem.id.String())
+			}
+			if now.Sub(since) <= m.b.cfg.SyncTimeout {
+				continue // the rest of its side is on its way
+			}
+		}
+		kept = append(kept, c)
+		if !c.side.IsZero() {
+			if l, ok := lead[c.side]; !ok || older(c.mem, l) < 0 {
+				lead[c.side] = c.mem
+			}
+		}
+	}
+	leadOf := func(c cand) member {
+		if c.side.IsZero() {
+			return c.mem
+		}
+		return lead[c.side]
+	}
+	slices.SortFunc(kept, func(a, b cand) int {
+		if c := older(leadOf(a), leadOf(b)); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.idx, b.idx)
+	})
+	ids := make([]bus.MemberID, len(kept))
+	for i, c := range kept {
+		ids[i] = c.mem.id
+	}
+	return ids
 }
 
 // missed reports whether a view a member reported is one this member
@@ -618,13 +811,23 @@ func (m *manager) missed(v viewMsg) bool {
 // the old one would not list the views the member delivered since.
 func (m *manager) outdated(id bus.MemberID, g string) bool {
 	r, ok := m.reported[id][g]
-	if !ok || r.Coord != m.b.self {
+	if !ok || r.ID.Coord != m.b.self {
 		return false
 	}
 	m.b.mu.RLock()
 	cur := m.b.known[g]
 	m.b.mu.RUnlock()
-	return cur != nil && r.Seq < cur.ID.Seq
+	return cur != nil && r.ID.Seq < cur.ID.Seq
+}
+
+// left reports whether id said goodbye (or was forgotten). Unlike gone,
+// a member memberlist declared dead is not left: the other side of a
+// partition was declared dead by this one, and comes back when it heals.
+func (m *manager) left(id bus.MemberID) bool {
+	m.b.mu.RLock()
+	defer m.b.mu.RUnlock()
+	_, dead := m.b.tomb[id]
+	return dead
 }
 
 // gone reports whether id left: it said goodbye or memberlist declared it
@@ -943,11 +1146,13 @@ func (m *manager) checkLinks(now time.Time) {
 	}
 	for id := range unreach {
 		if !m.unreach[id] {
+			b.stats.exclusions.Add(1)
 			b.log.Warn("member unreachable on its data link", "peer", id.String())
 		}
 	}
 	for id := range slow {
 		if !m.slow[id] {
+			b.stats.exclusions.Add(1)
 			b.log.Warn("member stopped reading", "peer", id.String())
 		}
 	}
@@ -987,8 +1192,13 @@ func (m *manager) excluded() map[bus.MemberID]bool {
 			}
 		}
 	}
+	// A member newly excluded comes back only after a state sent since:
+	// one that arrives while it is still excluded counts.
 	for id := range out {
-		m.stale[id] = true
+		if !m.wasExcl[id] {
+			m.stale[id] = true
+		}
 	}
+	m.wasExcl = out
 	return out
 }

@@ -334,7 +334,7 @@ func (g *group) orderState() (orderState, bool) {
 	if g.closed || g.view == nil {
 		return orderState{}, false
 	}
-	o := orderState{Group: g.name, Recv: g.alastLocked(), Stable: g.astable, View: g.view.ID}
+	o := orderState{Group: g.name, Recv: g.alastLocked(), Stable: g.astable, View: g.view.ID, Members: slices.Clone(g.view.Members)}
 	for _, s := range slices.SortedFunc(maps.Keys(g.ahigh), bus.MemberID.Compare) {
 		o.High = append(o.High, senderSeq{s, g.ahigh[s]})
 	}

@@ -20,6 +20,17 @@ type Stats struct {
 	ViewsApplied, ViewsInstalled uint64
 	// Levels holds per-level message counters, indexed by bus.Level.
 	Levels [bus.Safe + 1]LevelStats
+	// MembersDown counts the members this one saw go: declared dead by
+	// memberlist (and not answering on their link) or saying goodbye.
+	MembersDown uint64
+	// DeathsDoubted counts deaths memberlist reported while the data link
+	// to the member was connected, so that it was pinged before being
+	// given up (most are wrong suspicions of a loaded member).
+	DeathsDoubted uint64
+	// Exclusions counts the times this member found a live member
+	// unreachable on its data link (LinkTimeout) or not reading
+	// (SlowTimeout).
+	Exclusions uint64
 	// Retransmitted counts frames sent again after a reconnect.
 	Retransmitted uint64
 	// BadFrames counts connections closed for malformed, oversized or
@@ -59,6 +70,9 @@ type counters struct {
 	levels        [bus.Safe + 1]levelCounters
 	views         atomic.Uint64
 	installed     atomic.Uint64
+	down          atomic.Uint64
+	doubted       atomic.Uint64
+	exclusions    atomic.Uint64
 	retransmitted atomic.Uint64
 	badFrames     atomic.Uint64
 }
@@ -85,6 +99,9 @@ func (b *Bus) Stats() Stats {
 	b.mu.RUnlock()
 	s.ViewsApplied = b.stats.views.Load()
 	s.ViewsInstalled = b.stats.installed.Load()
+	s.MembersDown = b.stats.down.Load()
+	s.DeathsDoubted = b.stats.doubted.Load()
+	s.Exclusions = b.stats.exclusions.Load()
 	s.Retransmitted = b.stats.retransmitted.Load()
 	s.BadFrames = b.stats.badFrames.Load()
 	for i := range s.Levels {
