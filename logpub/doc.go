@@ -99,27 +99,30 @@
 // the one being written included (the next batch starts a new segment), so
 // a fully acknowledged journal takes no space (Stats.JournalBytes is 0) and
 // a restart replays nothing.
+//
 // The Publisher retransmits only what a logger lacks. A logger misses
 // batches only while it is out of the views, so what it lacks was sent
-// before the Publisher saw it (re)join the ack group; a batch sent since is
-// on its way, and sending it again would only make duplicates. So it
-// resends: the batches of a hole a logger reports (Resend, bounded by the
-// hole's end) sent before that logger joined, and the others of the hole
-// only if the logger asks again without progress for ResendAfter; after an AckSync
-// (a logger starting, or back after a partition), the batches past its
-// committed positions that were sent before the Publisher saw it join the
-// ack group (those sent since reach it); after a failed Send (bus outage)
-// the batches not sent; and when a logger keeps repeating an ack short of
-// batches sent more than ResendAfter (2 s) ago without progress for as
-// long (a lost tail, which nothing later reveals to the logger;
-// Stats.Stalled), those batches. A member joining the ack group makes it
-// resend nothing by itself. A logger that is only behind makes progress
-// and is sent nothing twice: resending to it would feed its backlog.
-// Retransmissions are batches sent to the whole log group again, so the
-// other loggers drop them as duplicates. After a restart the journal is
-// replayed under its old epoch. The journal is
-// bounded (MaxJournal, default 1 GiB) and is written without fsync: it
-// survives a crash of the process, not of the machine.
+// before the Publisher saw it (re)join the ack group; a batch sent since
+// is on its way, and sending it again would only make duplicates. It
+// resends:
+//
+//   - for a hole a logger reports (Resend, bounded by the hole's end), the
+//     batches of the hole sent before that logger joined, and the others
+//     only if it asks again without progress for ResendAfter (2 s);
+//   - after an AckSync (a logger starting, or back after a partition), the
+//     batches past its committed positions sent before it joined;
+//   - after a failed Send (bus outage), the batches not sent;
+//   - when a logger keeps repeating an ack short of batches sent more than
+//     ResendAfter ago, without progress for as long (a lost tail, which
+//     nothing later reveals to the logger; Stats.Stalled), those batches.
+//
+// A member joining the ack group makes it resend nothing by itself, and a
+// logger that is only behind makes progress and is sent nothing twice
+// (resending to it would feed its backlog). Retransmissions are batches
+// sent to the whole log group again, so the other loggers drop them as
+// duplicates. After a restart the journal is replayed under its old
+// epoch. The journal is bounded (MaxJournal, default 1 GiB) and is written
+// without fsync: it survives a crash of the process, not of the machine.
 //
 // # Backpressure
 //
