@@ -47,7 +47,10 @@
 // commits: it fsyncs every file, then atomically replaces the state file
 // (write, fsync, rename, fsync the directory) with each open file's synced
 // offset and, per group, publisher id and epoch, the sequence ranges those
-// bytes hold. Only then does it acknowledge to the publishers, per the
+// bytes hold. It notes the offsets and ranges under the Store's lock and
+// syncs with the lock released, so writing goes on during the fsyncs
+// (lines written meanwhile lie past the committed offsets). Only then does
+// it acknowledge to the publishers, per the
 // logwire protocol: one Ack with AckDurable per commit, with Next for every
 // stream that received records (duplicates included). A Store also commits
 // whenever a file rotates or a new file opens, so the state file always

@@ -360,3 +360,53 @@ func TestAckChunk(t *testing.T) {
 	assert.Equal(t, 1, ackChunk(es, 10), "at least one entry")
 	assert.Equal(t, 3, ackChunk(es[:3], 1<<20))
 }
+
+// TestLoggerSyncsOnAckGroupJoin checks that a member joining the ack group
+// (a publisher starting, or back after a partition: publishers are not in
+// the log group) gets an AckSync with the logger's positions, a hole's end
+// included.
+func TestLoggerSyncsOnAckGroupJoin(t *testing.T) {
+	leakcheck.Check(t)
+	synctest.Test(t, func(t *testing.T) {
+		ctx := t.Context()
+		dir := t.TempDir()
+		hub := inproc.New(inproc.Config{Logger: quiet})
+		defer hub.Close()
+		lb, err := hub.NewMember("logger")
+		require.NoError(t, err)
+		l, err := New(ctx, lb, []string{"www"}, []Output{{File: filepath.Join(dir, "log")}}, Config{Name: "l1",
+			Store: StoreConfig{StateFile: filepath.Join(dir, "state")}, Logger: quiet})
+		require.NoError(t, err)
+		defer l.Close()
+		pb, err := hub.NewMember("web1")
+		require.NoError(t, err)
+		for _, first := range []uint64{1, 5} { // records 1-2 and 5-6: a hole at 3-4
+			msg := logwire.AppendBatchHeader(nil, &logwire.BatchHeader{Publisher: "web1", Epoch: 1, FirstSeq: first, Count: 2})
+			msg = logwire.AppendRecord(msg, &logwire.Record{Line: []byte("x")})
+			msg = logwire.AppendRecord(msg, &logwire.Record{Line: []byte("y")})
+			require.NoError(t, pb.Send(ctx, "www", bus.FIFO, msg))
+		}
+		time.Sleep(time.Second)
+		syncs := l.Stats().Syncs
+
+		ackG, err := pb.Join(ctx, "www.ack")
+		require.NoError(t, err)
+		rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		for {
+			ev, err := ackG.Recv(rctx)
+			require.NoError(t, err, "no AckSync")
+			if m, ok := ev.(*bus.Message); ok {
+				a, err := logwire.DecodeAck(m.Data)
+				require.NoError(t, err)
+				if a.Flags&logwire.AckSync == 0 {
+					continue
+				}
+				assert.Equal(t, []logwire.AckEntry{{Publisher: "web1", Epoch: 1, Next: 3, Resend: true, End: 5}}, a.Entries)
+				break
+			}
+		}
+		synctest.Wait()
+		assert.Equal(t, syncs+1, l.Stats().Syncs)
+	})
+}
