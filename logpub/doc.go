@@ -169,11 +169,13 @@
 //
 //	cd examples/spreadlogd && go test -run '^$' -bench Pipeline -benchtime 400000x -count 2 .
 //
-// (four runs each, load average 8-20)
+// (two runs each, load average 3-4, after logsub's commits stopped
+// holding the Store's lock through fsync; before, at load average 8-20,
+// inproc ran 210-235k lines/s and cluster 125-205k)
 //
 //	                 lines/s     CPU per line (all 4 parts)  lines per bus message
-//	bus/inproc       210-235k    2.2-3.3 µs                  780-805
-//	bus/cluster      125-205k    2.7-4.4 µs                  780-805
+//	bus/inproc       409-447k    1.9-2.3 µs                  780-790
+//	bus/cluster      314-403k    2.3-3.0 µs                  785-795
 //
 // Before ResendAfter, every repeated ack short of what was sent (a logger
 // merely behind) made the Publisher resend from there: the same benchmark
