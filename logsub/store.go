@@ -380,16 +380,25 @@ func (s *Store) evictLocked() {
 	delete(s.seen, oldest)
 }
 
+// flushPipeLocked flushes o if it is a pipe and reports whether it is one.
+// A pipe that fails is counted and restarted by its writer.
+func (s *Store) flushPipeLocked(o *output) bool {
+	if o.pipe == nil {
+		return false
+	}
+	if err := o.pipe.flush(); err != nil {
+		s.stats.PipeErrors++
+		s.log.Warn("pipe failed; restarting it", "cmd", o.Pipe, "err", err)
+	}
+	return true
+}
+
 // commitLocked syncs every output and, when durable, writes the state file.
 func (s *Store) commitLocked() error {
 	var errs []error
 	st := &state{}
 	for _, o := range s.outs {
-		if o.pipe != nil {
-			if err := o.pipe.flush(); err != nil {
-				s.stats.PipeErrors++
-				s.log.Warn("pipe failed; restarting it", "cmd", o.Pipe, "err", err)
-			}
+		if s.flushPipeLocked(o) {
 			continue
 		}
 		for _, f := range o.files {
@@ -447,11 +456,7 @@ func (s *Store) commitUnlocked(done func()) error {
 		}
 	}()
 	for _, o := range s.outs {
-		if o.pipe != nil {
-			if err := o.pipe.flush(); err != nil {
-				s.stats.PipeErrors++
-				s.log.Warn("pipe failed; restarting it", "cmd", o.Pipe, "err", err)
-			}
+		if s.flushPipeLocked(o) {
 			continue
 		}
 		for _, f := range o.files {
