@@ -574,8 +574,10 @@ func (b *Bus) close(graceful bool) error {
 	for _, h := range hs {
 		h.shut()
 	}
-	grace := time.NewTimer(250 * time.Millisecond)
-	defer grace.Stop()
+	// One grace period for all the goodbyes: a link whose writer is stuck
+	// (a peer that stopped reading) must not hold Close.
+	grace, cancelGrace := context.WithTimeout(context.Background(), 250*time.Millisecond)
+	defer cancelGrace()
 	var errs []error
 	if graceful {
 		for _, l := range links {
@@ -584,7 +586,7 @@ func (b *Bus) close(graceful bool) error {
 		for _, l := range links {
 			select {
 			case <-l.byeSent:
-			case <-grace.C:
+			case <-grace.Done():
 			}
 		}
 		if err := b.ml.Leave(250 * time.Millisecond); err != nil {

@@ -32,10 +32,11 @@
 //
 // A death memberlist reports is checked on the data link first: when the
 // link to the member has a connection, the member stays in the views
-// while a ping on the link is acknowledged (again every ProbeInterval
-// while memberlist still reports it dead) and is given up only when a
-// ping waits more than twice ProbeTimeout (at least 200 ms) or the
-// connection drops. A crashed process closes its connections, so its
+// while a ping on the link is acknowledged or anything else comes from
+// it (checked again every ProbeInterval while memberlist still reports it
+// dead), and is given up only when a ping waits longer than the largest
+// of twice ProbeTimeout, ProbeInterval and 250 ms with nothing from the
+// member, or the connection drops. A crashed process closes its connections, so its
 // death is taken at once; a machine that stops answering costs that
 // extra wait. This keeps a death that one side of a partition declared,
 // gossiped across the healed network, from splitting the members that

@@ -314,6 +314,11 @@ func (l *link) connected() bool {
 	return l.conn != nil && !l.down && !l.closed
 }
 
+// heardSince reports whether a record came from the peer after t.
+func (l *link) heardSince(t time.Time) bool {
+	return l.recvAt.Load() > t.UnixNano()
+}
+
 // ping sends an empty sequenced frame and returns its sequence number
 // (zero when the link is closed): once ackedSeq reaches it, the peer read
 // everything before it.

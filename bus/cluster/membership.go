@@ -388,8 +388,8 @@ func (m *manager) leave(e event) {
 
 // doubtDeath checks a death memberlist reports against the data link:
 // when the link to the member is connected, the member stays alive until
-// a ping on the link goes unanswered for confirmTimeout or the connection
-// drops. A death gossiped across a healing partition (the other side
+// a ping on the link goes unanswered (and nothing else comes from the
+// member) for confirmTimeout or the connection drops. A death gossiped across a healing partition (the other side
 // declared the member dead while it was cut off) then does not make the
 // members that always reached it install views without it. It reports
 // whether the death is put off.
@@ -415,9 +415,10 @@ func (m *manager) doubtDeath(e event, now time.Time) bool {
 }
 
 // confirmTimeout is how long a ping may wait for its acknowledgement
-// before a death memberlist reported is accepted.
+// (or anything else from the peer) before a death memberlist reported is
+// accepted.
 func (m *manager) confirmTimeout() time.Duration {
-	return max(2*m.b.cfg.ProbeTimeout, 200*time.Millisecond)
+	return max(2*m.b.cfg.ProbeTimeout, m.b.cfg.ProbeInterval, 250*time.Millisecond)
 }
 
 // checkDoubts accepts the deaths whose links stopped answering or lost
@@ -432,7 +433,7 @@ func (m *manager) checkDoubts(now time.Time) {
 		b.mu.RUnlock()
 		switch {
 		case l == nil || !l.connected():
-		case l.ackedSeq() >= d.seq:
+		case l.ackedSeq() >= d.seq || l.heardSince(d.sent):
 			if !d.answered {
 				d.answered = true
 				b.log.Info("memberlist reports a member dead that its link reaches; kept", "peer", id.String())

@@ -35,9 +35,11 @@ func soakDuration(t *testing.T) time.Duration {
 // profile (LinkTimeout, SlowTimeout and memberlist's detector untouched),
 // every one sending 200-byte FIFO messages as fast as the bus takes them
 // and reading everything, and counts the view changes: none may happen,
-// since no member fails. Run it without -race for the real load:
+// since no member fails. Run it without -race for the real load, with
+// PEERSCALE_SOAK_HOGS spinning goroutines for more CPU load:
 //
 //	PEERSCALE_SOAK=1 go test -run TestSoakFIFO -v -timeout 5m ./bus/cluster/
+//	PEERSCALE_SOAK=1 PEERSCALE_SOAK_HOGS=4 go test -run TestSoakFIFO -v -timeout 5m ./bus/cluster/
 func TestSoakFIFO(t *testing.T) {
 	dur := soakDuration(t)
 	leakcheck.Check(t)
@@ -94,6 +96,20 @@ func TestSoakFIFO(t *testing.T) {
 					t.Logf("%s: view %s %v at %s", bs[i].Self(), ev.ID, ev.Members, time.Now().Format(time.StampMilli))
 				}
 			}
+		})
+	}
+	// PEERSCALE_SOAK_HOGS goroutines spin meanwhile: CPU load besides
+	// the bus's own, as on a shared machine.
+	hogs, _ := strconv.Atoi(os.Getenv("PEERSCALE_SOAK_HOGS"))
+	for range hogs {
+		wg.Go(func() {
+			x := 1
+			for ctx.Err() == nil {
+				for range 1 << 16 {
+					x = x*31 + 7
+				}
+			}
+			_ = x
 		})
 	}
 	start := time.Now()
