@@ -60,6 +60,7 @@ type Bus struct {
 	evs        []event
 	evWake     chan struct{}
 	ackPending atomic.Bool
+	mlSync     atomic.Bool // a memberlist state sync runs (syncUnknown)
 	tracking   atomic.Int32
 
 	seq   *sequencer

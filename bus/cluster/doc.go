@@ -86,7 +86,12 @@
 // # Links
 //
 // Every pair of members shares one TCP connection, dialed by the member
-// with the smaller id. Frames are length-prefixed records; a writer drains
+// with the smaller id at the data address memberlist gives. A member that
+// must dial a peer it knows only from a view (memberlist's gossip of the
+// peer's join was lost, as happens on a loaded machine) syncs memberlist's
+// state with the coordinator at once instead of waiting for the next
+// push-pull; before that, such a link stayed unconnected for tens of
+// seconds and every Send to the group waited for it. Frames are length-prefixed records; a writer drains
 // its queue into one record and flushes once. Sequenced frames (data and
 // control) stay in a bounded retransmit window until the peer's
 // cumulative ack; after a reconnect the peers exchange what each last
@@ -217,12 +222,8 @@
 // its coordinator's without memberlist seeing a partition (a death
 // gossiped while its link to the coordinator was down too) is merged
 // back in a view whose Previous may lack its last view.
-// With a sequencer outside the group (TestConformanceFive),
-// a sender's own Agreed messages were once never delivered to it after a
-// third member joined, in one loaded full -race run; that case runs only
-// with PEERSCALE_TEST_KNOWN_FAILURES=1 until its cause is found. A member
-// excluded by a wrong suspicion misses what was
-// sent while it was out. The view a member excluded for its links
+// A member excluded by a wrong suspicion misses what was sent while it
+// was out. The view a member excluded for its links
 // installs for itself is not checked by the tests. Every Agreed message
 // waits for its token from the coordinator: a sender that crashes after
 // the coordinator ordered a message that some members lack makes them

@@ -187,6 +187,7 @@ type manager struct {
 	floor    map[string]uint64
 	trackers []*tracker
 	lastTick time.Time
+	lastSync time.Time // last memberlist state sync for an unknown peer
 
 	// Agreed order after taking over (agreed.go).
 	orders      map[bus.MemberID]map[string]orderState // members' reported progress
@@ -654,7 +655,69 @@ func (m *manager) tick() {
 		if b.pending() {
 			b.post(event{kind: evLocal})
 		}
+		m.syncUnknown(now)
 	}
+}
+
+// syncUnknown makes memberlist exchange its state with the coordinator
+// (or another live member) when this member has to dial a peer it knows
+// only from a view or a message, not from memberlist: gossip of the peer's
+// join can be lost on a loaded machine, and the next periodic push-pull
+// may be many seconds away, while Sends to the peer wait for the link.
+func (m *manager) syncUnknown(now time.Time) {
+	b := m.b
+	b.mu.RLock()
+	var unknown []*link
+	for id, l := range b.links {
+		if _, ok := m.alive[id]; !ok && l.dialer {
+			unknown = append(unknown, l)
+		}
+	}
+	b.mu.RUnlock()
+	need := false
+	for _, l := range unknown {
+		l.mu.Lock()
+		noAddr := l.addr == "" && !l.down && !l.closed
+		l.mu.Unlock()
+		if noAddr && l.idleFor(now) > 250*time.Millisecond {
+			need = true
+			break
+		}
+	}
+	if !need || now.Sub(m.lastSync) < time.Second || b.mlSync.Swap(true) {
+		return
+	}
+	m.lastSync = now
+	var addrs []string
+	if c, ok := m.alive[m.coord]; ok && c.addr != "" {
+		addrs = append(addrs, c.addr)
+	} else {
+		for _, id := range slices.SortedFunc(maps.Keys(m.alive), bus.MemberID.Compare) {
+			if a := m.alive[id].addr; a != "" {
+				addrs = append(addrs, a)
+				break
+			}
+		}
+	}
+	for _, a := range b.cfg.Seeds {
+		if !slices.Contains(addrs, a) {
+			addrs = append(addrs, a)
+		}
+	}
+	if len(addrs) == 0 {
+		b.mlSync.Store(false)
+		return
+	}
+	b.log.Debug("peer unknown to memberlist; syncing its state", "with", addrs)
+	b.wg.Go(func() {
+		defer b.mlSync.Store(false)
+		if b.isClosed() {
+			return
+		}
+		if _, err := b.ml.Join(addrs); err != nil {
+			b.log.Debug("memberlist state sync", "err", err)
+		}
+	})
 }
 
 // target computes the members group g should have: the current order,
