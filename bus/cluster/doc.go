@@ -200,9 +200,13 @@
 // member that leaves the view stop waiting for it. An excluded member asks
 // to come back every 500 ms; once its links work (or it reads again) the
 // coordinator adds it back after a fresh state, in a view whose Previous
-// also lists the last view it delivered. A failed link between two
-// members that both reach the coordinator is not acted on: Sends between
-// them wait.
+// also lists the last view it delivered. A link that fails between two
+// members that both reach the coordinator is reported by both in their
+// states: the coordinator keeps the younger of the two out until the
+// link works again, so Sends between them stop waiting
+// (TestPeerLinkBroken: out 1.5 s after the cut with LinkTimeout 1.5 s,
+// back 0.4-0.5 s after the link heals, its view back listing its last
+// view).
 //
 // # Limits
 //

@@ -1,11 +1,15 @@
 package cluster
 
 import (
+	"context"
+	"fmt"
 	"net"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/peerscale/peerscale/bus"
+	"github.com/peerscale/peerscale/bus/bustest"
 	"github.com/peerscale/peerscale/internal/leakcheck"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -86,4 +90,68 @@ func TestDeathCheckedOnLink(t *testing.T) {
 		return bs[0].Stats().MembersDown == 1 && bs[1].Stats().MembersDown == 1
 	}, "both others to give the halted member up")
 	sameOrder(t, rs[:2])
+}
+
+// TestPeerLinkBroken cuts only the data link between two members that
+// both reach the coordinator: after LinkTimeout the coordinator keeps the
+// younger out, Sends between them stop waiting, and once the link works
+// again it comes back in a view whose Previous lists its last view.
+func TestPeerLinkBroken(t *testing.T) {
+	leakcheck.Check(t)
+	s := &netSplit{side: map[string]int{}}
+	bs := startN(t, 3, func(i int, c *Config) {
+		c.BindAddr = fmt.Sprintf("127.0.0.%d", 40+i)
+		c.LinkTimeout = 1500 * time.Millisecond
+		if i > 0 {
+			s.side[c.BindAddr] = i // m1 and m2 on two sides; m0 on none
+		}
+		self := net.JoinHostPort(c.BindAddr, "0")
+		c.wrapConn = func(nc net.Conn) net.Conn { return splitConn{nc, s, self} }
+	})
+	rs, _ := joinRecorded(t, bs)
+	last2 := rs[2].LastView().ID
+
+	s.on.Store(true)
+	start := time.Now()
+	// m1 sends meanwhile: its Sends must not wait for m2 for good.
+	var sent atomic.Uint64
+	done := make(chan error, 1)
+	go func() {
+		for time.Since(start) < 4*time.Second {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			err := bs[1].Send(ctx, "g", bus.FIFO, bustest.Payload("x", sent.Load(), 50))
+			cancel()
+			if err != nil {
+				done <- err
+				return
+			}
+			sent.Add(1)
+		}
+		done <- nil
+	}()
+	for _, r := range rs[:2] {
+		r.WaitMembers(t, bs[0].Self(), bs[1].Self())
+	}
+	t.Logf("m2 out %v after the cut", time.Since(start))
+	require.NoError(t, <-done)
+	require.Greater(t, sent.Load(), uint64(1000), "m1's Sends waited")
+
+	mark := rs[2].Len() // m2 does not deliver the view that leaves it out
+	s.on.Store(false)
+	start = time.Now()
+	for _, r := range rs[:2] {
+		r.WaitMembers(t, bs[0].Self(), bs[1].Self(), bs[2].Self())
+	}
+	v, _ := rs[2].WaitView(t, mark, "the view that takes m2 back", func(v *bus.View) bool { return len(v.Members) == 3 })
+	t.Logf("m2 back %v after the link healed", time.Since(start))
+	assert.Contains(t, v.Previous, last2, "m2's view back lists its last view")
+	for _, r := range rs {
+		assert.NoError(t, r.Violation(), "%s", r.Self())
+	}
+	sameOrder(t, rs[:2])
+	for _, r := range rs[:2] { // m2 was out meanwhile: from its view back on
+		n, err := bustest.CompareFrom(r.Chain(), rs[2].Chain(), v.ID)
+		assert.NoError(t, err, "%s and m2", r.Self())
+		assert.Positive(t, n)
+	}
 }

@@ -202,6 +202,7 @@ type manager struct {
 	unreach map[bus.MemberID]bool
 	slow    map[bus.MemberID]bool
 	repSlow map[bus.MemberID][]bus.MemberID
+	repUnr  map[bus.MemberID][]bus.MemberID
 	stale   map[bus.MemberID]bool // excluded: back only after a fresh state
 	wasExcl map[bus.MemberID]bool // excluded at the last look
 
@@ -247,6 +248,7 @@ func newManager(b *Bus) *manager {
 		unreach: make(map[bus.MemberID]bool),
 		slow:    make(map[bus.MemberID]bool),
 		repSlow: make(map[bus.MemberID][]bus.MemberID),
+		repUnr:  make(map[bus.MemberID][]bus.MemberID),
 		stale:   make(map[bus.MemberID]bool),
 		early:   make(map[bus.MemberID]earlyState),
 
@@ -361,6 +363,7 @@ func (m *manager) leave(e event) {
 	delete(m.syncWait, e.id)
 	delete(m.orders, e.id)
 	delete(m.repSlow, e.id)
+	delete(m.repUnr, e.id)
 	delete(m.unreach, e.id)
 	delete(m.slow, e.id)
 	delete(m.early, e.id)
@@ -594,6 +597,7 @@ func (m *manager) reconcile(id bus.MemberID, st stateMsg) {
 	m.orders[id] = os
 	delete(m.stale, id)
 	m.repSlow[id] = st.Slow
+	m.repUnr[id] = st.Unreachable
 	reported := make(map[string]uint64, len(st.Views))
 	views := make(map[string]viewMsg, len(st.Views))
 	for _, v := range st.Views {
@@ -1236,7 +1240,8 @@ func (m *manager) checkLinks(now time.Time) {
 // excluded returns the members the coordinator keeps out of the views:
 // those its own links fail to reach for LinkTimeout (a member that finds
 // the coordinator unreachable elects another one and goes its own way),
-// and those any live member reports as not reading for SlowTimeout.
+// those any live member reports as not reading for SlowTimeout, and the
+// younger of two members that report their link to each other failing.
 func (m *manager) excluded() map[bus.MemberID]bool {
 	b := m.b
 	out := maps.Clone(m.unreach)
@@ -1253,6 +1258,28 @@ func (m *manager) excluded() map[bus.MemberID]bool {
 		for _, x := range xs {
 			if x != b.self {
 				out[x] = true
+			}
+		}
+	}
+	// A link that fails between two other members: the younger of the
+	// two is kept out until the link works again, so that Sends between
+	// them stop waiting. (A member that cannot reach this one elects
+	// another coordinator and goes its own way.)
+	self := member{id: b.self, meta: b.meta}
+	for _, r := range slices.SortedFunc(maps.Keys(m.repUnr), bus.MemberID.Compare) {
+		mr, live := m.alive[r]
+		if !live || m.stale[r] || out[r] {
+			continue
+		}
+		for _, x := range m.repUnr[r] {
+			mx, ok := m.alive[x]
+			if x == b.self || !ok || out[x] {
+				continue
+			}
+			if older(mr, mx) < 0 && older(self, mx) < 0 {
+				out[x] = true
+			} else if older(self, mr) < 0 {
+				out[r] = true
 			}
 		}
 	}
