@@ -45,7 +45,7 @@ func sequenced(t byte) bool {
 var errMalformed = errors.New("cluster: malformed frame")
 
 const (
-	protoVersion = 1
+	protoVersion = 2 // 2: fPing; a state reports the members of the last view delivered
 	helloMagic   = "PSBL"
 	nonceLen     = 32
 	maxNameLen   = 256
