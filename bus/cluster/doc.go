@@ -91,7 +91,11 @@
 // peer's join was lost, as happens on a loaded machine) syncs memberlist's
 // state with the coordinator at once instead of waiting for the next
 // push-pull; before that, such a link stayed unconnected for tens of
-// seconds and every Send to the group waited for it. Frames are length-prefixed records; a writer drains
+// seconds and every Send to the group waited for it. The other end helps
+// too: a member whose live peer should dial it and has not within 250 ms
+// syncs memberlist's state with that peer itself, which tells the peer
+// of it even when the coordinator is out of reach (a partition that
+// began as the member joined). Frames are length-prefixed records; a writer drains
 // its queue into one record and flushes once. Sequenced frames (data and
 // control) stay in a bounded retransmit window until the peer's
 // cumulative ack; after a reconnect the peers exchange what each last
@@ -213,8 +217,11 @@
 // Partitions that memberlist sees heal into one view as members
 // re-register with the older coordinator: the merged view lists the
 // previous view of each member coming back. The bustest Partition and
-// Heal cases are not run; TestPartitionHeal splits memberlist and the
-// data links by address and checks, for a 2|1 split without the
+// Heal cases run against cluster members split by address (memberlist's
+// packets and streams and the data links fail across the sides), in
+// TestConformance and in TestConformanceFive, whose two members outside
+// the group stay with the first side. TestPartitionHeal splits the same
+// way and checks, for a 2|1 split without the
 // coordinator and a 2|2 split, that the first view every member installs
 // after the heal is the merged view of all members, the same at every
 // member, within 3 s (0.03-0.96 s measured, 20 runs of each, -race),

@@ -364,8 +364,13 @@ func (m *manager) leave(e event) {
 	delete(m.orders, e.id)
 	delete(m.repSlow, e.id)
 	delete(m.repUnr, e.id)
-	delete(m.unreach, e.id)
-	delete(m.slow, e.id)
+	if m.unreach[e.id] || m.slow[e.id] {
+		// What this member reports to the coordinator must drop it too,
+		// or the coordinator keeps it out after it comes back.
+		delete(m.unreach, e.id)
+		delete(m.slow, e.id)
+		m.publishLinkFaults()
+	}
 	delete(m.early, e.id)
 	delete(m.reported, e.id)
 	if ok && mem.addr != "" {
@@ -672,9 +677,17 @@ func (m *manager) syncUnknown(now time.Time) {
 	b := m.b
 	b.mu.RLock()
 	var unknown []*link
+	type awaited struct {
+		l    *link
+		addr string
+	}
+	var await []awaited
 	for id, l := range b.links {
-		if _, ok := m.alive[id]; !ok && l.dialer {
+		mem, ok := m.alive[id]
+		if !ok && l.dialer {
 			unknown = append(unknown, l)
+		} else if ok && !l.dialer && mem.addr != "" {
+			await = append(await, awaited{l, mem.addr})
 		}
 	}
 	b.mu.RUnlock()
@@ -688,11 +701,21 @@ func (m *manager) syncUnknown(now time.Time) {
 			break
 		}
 	}
+	// A live peer that should dial this member and has not may be the
+	// one that missed this member's join: an exchange with that peer
+	// itself tells it (the coordinator may be out of reach, on the other
+	// side of a partition).
+	var addrs []string
+	for _, a := range await {
+		if a.l.idleFor(now) > 250*time.Millisecond {
+			addrs = append(addrs, a.addr)
+		}
+	}
+	need = need || len(addrs) > 0
 	if !need || now.Sub(m.lastSync) < time.Second || b.mlSync.Swap(true) {
 		return
 	}
 	m.lastSync = now
-	var addrs []string
 	if c, ok := m.alive[m.coord]; ok && c.addr != "" {
 		addrs = append(addrs, c.addr)
 	} else {
@@ -1230,11 +1253,31 @@ func (m *manager) checkLinks(now time.Time) {
 		}
 	}
 	m.unreach, m.slow = unreach, slow
+	m.publishLinkFaults()
+}
+
+// publishLinkFaults makes the next state this member sends report
+// m.unreach and m.slow, and sends it.
+func (m *manager) publishLinkFaults() {
+	b := m.b
 	b.mu.Lock()
-	b.unreachable = slices.SortedFunc(maps.Keys(unreach), bus.MemberID.Compare)
-	b.slow = slices.SortedFunc(maps.Keys(slow), bus.MemberID.Compare)
+	b.unreachable = slices.SortedFunc(maps.Keys(m.unreach), bus.MemberID.Compare)
+	b.slow = slices.SortedFunc(maps.Keys(m.slow), bus.MemberID.Compare)
 	b.mu.Unlock()
 	b.post(event{kind: evLocal})
+}
+
+// inView reports whether id is a member of the current view of any group.
+func (m *manager) inView(id bus.MemberID) bool {
+	b := m.b
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	for _, v := range b.known {
+		if slices.Contains(v.Members, id) {
+			return true
+		}
+	}
+	return false
 }
 
 // excluded returns the members the coordinator keeps out of the views:
@@ -1283,10 +1326,14 @@ func (m *manager) excluded() map[bus.MemberID]bool {
 			}
 		}
 	}
-	// A member newly excluded comes back only after a state sent since:
-	// one that arrives while it is still excluded counts.
+	// A member newly excluded from a view it is in comes back only after
+	// a state sent since (it receives the view without itself and goes
+	// its own way): one that arrives while it is still excluded counts. A
+	// member outside every current view (coming back from the other side
+	// of a partition) sees nothing of its exclusion, so the state it sent
+	// stays good.
 	for id := range out {
-		if !m.wasExcl[id] {
+		if !m.wasExcl[id] && m.inView(id) {
 			m.stale[id] = true
 		}
 	}

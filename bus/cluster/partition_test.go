@@ -109,13 +109,24 @@ func (t *splitTransport) DialAddressTimeout(addr memberlist.Address, d time.Dura
 // withSplit puts member i, at 127.0.0.(20+i), on the given side of s.
 func withSplit(t testing.TB, s *netSplit, c *Config, i, side int) {
 	c.BindAddr = fmt.Sprintf("127.0.0.%d", 20+i)
-	self := net.JoinHostPort(c.BindAddr, "0")
+	s.place(c.BindAddr, side)
+	splitBy(t, s, c)
+}
+
+// place puts the member at address addr on side.
+func (s *netSplit) place(addr string, side int) {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	if s.side == nil {
 		s.side = make(map[string]int)
 	}
-	s.side[c.BindAddr] = side
-	s.mu.Unlock()
+	s.side[addr] = side
+}
+
+// splitBy makes the member configured by c (at c.BindAddr) subject to s:
+// its memberlist transport and data connections fail across the split.
+func splitBy(t testing.TB, s *netSplit, c *Config) {
+	self := net.JoinHostPort(c.BindAddr, "0")
 	c.wrapConn = func(nc net.Conn) net.Conn { return splitConn{nc, s, self} }
 	c.Memberlist = func(mc *memberlist.Config) {
 		nt, err := memberlist.NewNetTransport(&memberlist.NetTransportConfig{
