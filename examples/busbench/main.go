@@ -120,6 +120,11 @@ func member(ctx context.Context, args []string, out io.Writer) error {
 	var lat []time.Duration
 	next := map[bus.MemberID]uint64{}
 	ended := map[bus.MemberID]bool{}
+	// finished: the members that have reported (marker 1<<62). Nobody
+	// shuts down before every member of its view has, so that no member's
+	// departure can come between another's last view and its report.
+	finished := map[bus.MemberID]bool{}
+	allFinished := make(chan struct{})
 	var view, doneView *bus.View
 	var doneViews int
 	ready := make(chan struct{})
@@ -128,6 +133,7 @@ func member(ctx context.Context, args []string, out io.Writer) error {
 	go func() {
 		readyOnce := sync.OnceFunc(func() { close(ready) })
 		doneOnce := sync.OnceFunc(func() { close(done) })
+		finishOnce := sync.OnceFunc(func() { close(allFinished) })
 		for {
 			ev, err := g.Recv(ctx)
 			if err != nil {
@@ -147,6 +153,8 @@ func member(ctx context.Context, args []string, out io.Writer) error {
 				seq := binary.BigEndian.Uint64(ev.Data)
 				if seq == 1<<63 {
 					ended[ev.Sender] = true
+				} else if seq == 1<<62 {
+					finished[ev.Sender] = true
 				} else {
 					lat = append(lat, time.Duration(time.Now().UnixNano()-int64(binary.BigEndian.Uint64(ev.Data[8:]))))
 					if want := next[ev.Sender]; seq != want && len(rep.FIFOErrors) < 20 {
@@ -159,6 +167,9 @@ func member(ctx context.Context, args []string, out io.Writer) error {
 			if doneView == nil && view != nil && len(ended) > 0 && !slices.ContainsFunc(view.Members, func(m bus.MemberID) bool { return !ended[m] }) {
 				doneView, doneViews = view, len(rep.ViewTimes)
 				doneOnce()
+			}
+			if view != nil && len(finished) > 0 && !slices.ContainsFunc(view.Members, func(m bus.MemberID) bool { return !finished[m] }) {
+				finishOnce()
 			}
 			mu.Unlock()
 		}
@@ -221,6 +232,14 @@ func member(ctx context.Context, args []string, out io.Writer) error {
 	slices.Sort(rep.Ended)
 	err = json.NewEncoder(out).Encode(rep)
 	mu.Unlock()
+	binary.BigEndian.PutUint64(data, 1<<62)
+	if serr := b.Send(ctx, group, level, data); serr == nil {
+		select {
+		case <-allFinished:
+		case <-time.After(20 * time.Second):
+		case <-recvErr:
+		}
+	}
 	sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer scancel()
 	return errors.Join(err, b.Shutdown(sctx))
