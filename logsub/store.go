@@ -393,33 +393,67 @@ func (s *Store) flushPipeLocked(o *output) bool {
 	return true
 }
 
-// commitLocked syncs every output and, when durable, writes the state file.
-func (s *Store) commitLocked() error {
+// snapshotLocked flushes every output and notes what a commit records:
+// each file's size and, when durable, a copy of the sequence ranges; it
+// starts a new commit generation. With dup it returns a duplicate
+// descriptor of each file, to sync without holding mu (a file that cannot
+// be duplicated is synced now); without dup it syncs every file now.
+func (s *Store) snapshotLocked(dup bool) (*state, []*os.File, error) {
 	var errs []error
+	var syncs []*os.File
 	st := &state{}
 	for _, o := range s.outs {
 		if s.flushPipeLocked(o) {
 			continue
 		}
 		for _, f := range o.files {
-			if err := f.Sync(); err != nil {
+			var h *os.File
+			var err error
+			if dup {
+				h, err = f.syncHandle()
+			}
+			if err == nil && h == nil {
+				err = f.Sync()
+			}
+			if err != nil {
 				errs = append(errs, err)
 				continue
+			}
+			if h != nil {
+				syncs = append(syncs, h)
 			}
 			st.Files = append(st.Files, stateFile{Path: f.Name(), Offset: f.Size()})
 		}
 	}
 	if err := errors.Join(errs...); err != nil {
+		closeFiles(syncs)
+		return nil, nil, err
+	}
+	if s.cfg.StateFile != "" {
+		for k, e := range s.seen {
+			st.Seen = append(st.Seen, stateEpoch{Group: k.group, Publisher: k.publisher, Epoch: k.epoch, Ranges: e.seen.ranges()})
+		}
+	}
+	s.gen++
+	return st, syncs, nil
+}
+
+func closeFiles(fs []*os.File) {
+	for _, f := range fs {
+		f.Close()
+	}
+}
+
+// commitLocked syncs every output and, when durable, writes the state file.
+func (s *Store) commitLocked() error {
+	st, _, err := s.snapshotLocked(false)
+	if err != nil {
 		return err
 	}
 	s.stats.Commits++
 	if s.cfg.StateFile == "" {
 		return nil
 	}
-	for k, e := range s.seen {
-		st.Seen = append(st.Seen, stateEpoch{Group: k.group, Publisher: k.publisher, Epoch: k.epoch, Ranges: e.seen.r})
-	}
-	s.gen++
 	return s.writeState(s.gen, st)
 }
 
@@ -447,49 +481,17 @@ func (s *Store) writeState(gen uint64, st *state) error {
 // on restart after a crash. With mu held on entry, it returns with mu
 // released; done runs under mu once the snapshot is taken.
 func (s *Store) commitUnlocked(done func()) error {
-	var errs []error
-	st := &state{}
-	var syncs []*os.File
-	defer func() {
-		for _, f := range syncs {
-			f.Close()
-		}
-	}()
-	for _, o := range s.outs {
-		if s.flushPipeLocked(o) {
-			continue
-		}
-		for _, f := range o.files {
-			h, err := f.syncHandle()
-			if err != nil {
-				errs = append(errs, err)
-				continue
-			}
-			if h == nil { // no duplicate descriptors here: sync under mu
-				if err := f.Sync(); err != nil {
-					errs = append(errs, err)
-					continue
-				}
-			} else {
-				syncs = append(syncs, h)
-			}
-			st.Files = append(st.Files, stateFile{Path: f.Name(), Offset: f.Size()})
-		}
-	}
-	if err := errors.Join(errs...); err != nil {
+	st, syncs, err := s.snapshotLocked(true)
+	if err != nil {
 		s.mu.Unlock()
 		return err
 	}
-	if s.cfg.StateFile != "" {
-		for k, e := range s.seen {
-			st.Seen = append(st.Seen, stateEpoch{Group: k.group, Publisher: k.publisher, Epoch: k.epoch, Ranges: e.seen.ranges()})
-		}
-	}
-	s.gen++
+	defer closeFiles(syncs)
 	gen := s.gen
 	done()
 	s.mu.Unlock()
 
+	var errs []error
 	for _, f := range syncs {
 		if err := f.Sync(); err != nil {
 			errs = append(errs, fmt.Errorf("logsub: sync %s: %w", f.Name(), err))
