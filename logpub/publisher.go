@@ -682,13 +682,12 @@ func (p *Publisher) nextRedoLocked() (uint64, bool) {
 	return 0, false
 }
 
-// redoLocked marks the batches of stream k below position limit (and
-// sendPos) that hold records in [from, to) and that keep accepts to be sent
-// again; to zero means no upper bound. It reports whether it marked any.
-func (p *Publisher) redoLocked(k streamKey, from, to, limit uint64, keep func(*batch) bool) bool {
-	limit = min(limit, p.sendPos)
+// redoLocked marks the batches of stream k already sent (below sendPos)
+// that hold records in [from, to) and that keep accepts to be sent again;
+// to zero means no upper bound. It reports whether it marked any.
+func (p *Publisher) redoLocked(k streamKey, from, to uint64, keep func(*batch) bool) bool {
 	marked := false
-	for pos := p.base; pos < limit; pos++ {
+	for pos := p.base; pos < p.sendPos; pos++ {
 		b := p.retained[pos-p.base]
 		if b.key != k || b.first+uint64(b.count) <= from || (to != 0 && b.first >= to) || b.redo {
 			continue
@@ -848,7 +847,7 @@ func (p *Publisher) handleAck(a *logwire.Ack, sender bus.MemberID) {
 			// A hole: send the batches holding [Next, End).
 			bounded[k] = e.End != 0
 			keep := func(b *batch) bool { return lostAtJoin(b) || (stuck && old(b)) }
-			if p.redoLocked(k, e.Next, e.End, p.sendPos, keep) {
+			if p.redoLocked(k, e.Next, e.End, keep) {
 				redo = true
 			}
 		case stuck && m != nil:
@@ -856,7 +855,7 @@ func (p *Publisher) handleAck(a *logwire.Ack, sender bus.MemberID) {
 			// batches past it were sent longer ago than that: the logger
 			// lost their tail (nothing later reveals the gap to it). A
 			// logger that is merely behind makes progress.
-			if p.redoLocked(k, e.Next, 0, p.sendPos, old) {
+			if p.redoLocked(k, e.Next, 0, old) {
 				p.stats.Stalled++
 				redo = true
 			}
@@ -872,7 +871,7 @@ func (p *Publisher) handleAck(a *logwire.Ack, sender bus.MemberID) {
 			listed[streamKey{e.Publisher, e.Epoch}] = e.Next
 		}
 		for k := range p.streams {
-			if !bounded[k] && p.redoLocked(k, listed[k], 0, p.sendPos, keep) {
+			if !bounded[k] && p.redoLocked(k, listed[k], 0, keep) {
 				redo = true
 			}
 		}
