@@ -327,17 +327,14 @@ func (l *Logger) commit(ctx context.Context) error {
 		k := epochKey{p.Group, p.Publisher, p.Epoch}
 		e := logwire.AckEntry{Publisher: p.Publisher, Epoch: p.Epoch, Next: p.Next}
 		if p.Gap {
-			e.End = p.HoleEnd
 			g, ok := l.gaps[k]
 			if !ok || g.next != p.Next {
 				g = gapState{next: p.Next, since: now}
 			}
 			if g.asked.IsZero() || now.Sub(g.asked) >= l.cfg.GapTimeout/4 {
 				g.asked = now
-				e.Resend = true
+				e.Resend, e.End = true, p.HoleEnd
 				l.stats.Resends++
-			} else {
-				e.End = 0
 			}
 			l.gaps[k] = g
 		} else {
