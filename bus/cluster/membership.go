@@ -675,42 +675,29 @@ func (m *manager) tick() {
 // may be many seconds away, while Sends to the peer wait for the link.
 func (m *manager) syncUnknown(now time.Time) {
 	b := m.b
+	need := false
+	var addrs []string
 	b.mu.RLock()
-	var unknown []*link
-	type awaited struct {
-		l    *link
-		addr string
-	}
-	var await []awaited
 	for id, l := range b.links {
-		mem, ok := m.alive[id]
-		if !ok && l.dialer {
-			unknown = append(unknown, l)
-		} else if ok && !l.dialer && mem.addr != "" {
-			await = append(await, awaited{l, mem.addr})
+		mem, alive := m.alive[id]
+		switch {
+		case !alive && l.dialer:
+			// Known only from a view or a message: no address to dial.
+			l.mu.Lock()
+			noAddr := l.addr == "" && !l.down && !l.closed
+			l.mu.Unlock()
+			need = need || (noAddr && l.idleFor(now) > 250*time.Millisecond)
+		case alive && !l.dialer && mem.addr != "":
+			// A live peer that should dial this member and has not may be
+			// the one that missed this member's join: an exchange with
+			// that peer itself tells it (the coordinator may be out of
+			// reach, on the other side of a partition).
+			if l.idleFor(now) > 250*time.Millisecond {
+				addrs = append(addrs, mem.addr)
+			}
 		}
 	}
 	b.mu.RUnlock()
-	need := false
-	for _, l := range unknown {
-		l.mu.Lock()
-		noAddr := l.addr == "" && !l.down && !l.closed
-		l.mu.Unlock()
-		if noAddr && l.idleFor(now) > 250*time.Millisecond {
-			need = true
-			break
-		}
-	}
-	// A live peer that should dial this member and has not may be the
-	// one that missed this member's join: an exchange with that peer
-	// itself tells it (the coordinator may be out of reach, on the other
-	// side of a partition).
-	var addrs []string
-	for _, a := range await {
-		if a.l.idleFor(now) > 250*time.Millisecond {
-			addrs = append(addrs, a.addr)
-		}
-	}
 	need = need || len(addrs) > 0
 	if !need || now.Sub(m.lastSync) < time.Second || b.mlSync.Swap(true) {
 		return
@@ -924,12 +911,13 @@ func (m *manager) left(id bus.MemberID) bool {
 // gone reports whether id left: it said goodbye or memberlist declared it
 // dead. A member not heard of yet is not gone.
 func (m *manager) gone(id bus.MemberID) bool {
-	b := m.b
-	b.mu.RLock()
-	_, dead := b.tomb[id]
-	l := b.links[id]
-	b.mu.RUnlock()
-	return dead || (l != nil && l.downFor(time.Now()) > 0)
+	if m.left(id) {
+		return true
+	}
+	m.b.mu.RLock()
+	l := m.b.links[id]
+	m.b.mu.RUnlock()
+	return l != nil && l.downFor(time.Now()) > 0
 }
 
 // flush installs a new view for every group whose membership changed.
