@@ -130,6 +130,20 @@ func (d *dec) member(what string) bus.MemberID {
 	return bus.MemberID{Name: name, Incarnation: d.u64(what)}
 }
 
+// members decodes a count and that many member ids; what names them in
+// errors.
+func (d *dec) members(what string) []bus.MemberID {
+	n := d.count(9, what)
+	if n == 0 {
+		return nil
+	}
+	ms := make([]bus.MemberID, 0, n)
+	for range n {
+		ms = append(ms, d.member(what))
+	}
+	return ms
+}
+
 func (d *dec) done(what string) error {
 	if d.err == nil && len(d.b) != 0 {
 		d.fail(what + ": trailing bytes")
@@ -145,6 +159,14 @@ func putStr(b []byte, s string) []byte {
 func putMember(b []byte, m bus.MemberID) []byte {
 	b = putStr(b, m.Name)
 	return binary.BigEndian.AppendUint64(b, m.Incarnation)
+}
+
+func putMembers(b []byte, ms []bus.MemberID) []byte {
+	b = binary.AppendUvarint(b, uint64(len(ms)))
+	for _, m := range ms {
+		b = putMember(b, m)
+	}
+	return b
 }
 
 // eachFrame calls fn for each frame of a record.
@@ -326,10 +348,7 @@ func (v *viewMsg) append(b []byte) []byte {
 	b = putStr(b, v.Group)
 	b = binary.AppendUvarint(b, v.ID.Seq)
 	b = putMember(b, v.ID.Coord)
-	b = binary.AppendUvarint(b, uint64(len(v.Members)))
-	for _, m := range v.Members {
-		b = putMember(b, m)
-	}
+	b = putMembers(b, v.Members)
 	b = binary.AppendUvarint(b, uint64(len(v.Previous)))
 	for _, p := range v.Previous {
 		b = binary.AppendUvarint(b, p.Seq)
@@ -348,12 +367,8 @@ func (d *dec) view() viewMsg {
 	v.Group = d.str(bus.MaxGroupName, "view group")
 	v.ID.Seq = d.uvarint("view seq")
 	v.ID.Coord = d.member("view coord")
-	n := d.count(9, "view members")
-	v.Members = make([]bus.MemberID, 0, n)
-	for range n {
-		v.Members = append(v.Members, d.member("view member"))
-	}
-	n = d.count(10, "view previous")
+	v.Members = d.members("view members")
+	n := d.count(10, "view previous")
 	for range n {
 		seq := d.uvarint("previous seq")
 		v.Previous = append(v.Previous, bus.ViewID{Seq: seq, Coord: d.member("previous coord")})
@@ -435,17 +450,10 @@ func (s *stateMsg) encode() []byte {
 		}
 		b = binary.AppendUvarint(b, o.View.Seq)
 		b = putMember(b, o.View.Coord)
-		b = binary.AppendUvarint(b, uint64(len(o.Members)))
-		for _, m := range o.Members {
-			b = putMember(b, m)
-		}
+		b = putMembers(b, o.Members)
 	}
-	for _, l := range [][]bus.MemberID{s.Unreachable, s.Slow} {
-		b = binary.AppendUvarint(b, uint64(len(l)))
-		for _, m := range l {
-			b = putMember(b, m)
-		}
-	}
+	b = putMembers(b, s.Unreachable)
+	b = putMembers(b, s.Slow)
 	return b
 }
 
@@ -477,20 +485,11 @@ func decodeState(p []byte) (stateMsg, error) {
 		}
 		o.View.Seq = d.uvarint("order view")
 		o.View.Coord = d.member("order view coord")
-		k = d.count(9, "order view members")
-		for range k {
-			o.Members = append(o.Members, d.member("order view member"))
-		}
+		o.Members = d.members("order view members")
 		s.Orders = append(s.Orders, o)
 	}
-	n = d.count(9, "unreachable")
-	for range n {
-		s.Unreachable = append(s.Unreachable, d.member("unreachable"))
-	}
-	n = d.count(9, "slow")
-	for range n {
-		s.Slow = append(s.Slow, d.member("slow"))
-	}
+	s.Unreachable = d.members("unreachable")
+	s.Slow = d.members("slow")
 	return s, d.done("state")
 }
 
