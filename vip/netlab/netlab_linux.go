@@ -185,8 +185,8 @@ func (l *Lab) Poke(host string, ip netip.Addr) {
 // arrival.
 type NeighWatch struct {
 	mu     sync.Mutex
-	cond   chan struct{}
 	events []neighEvent
+	note   notifier
 }
 
 type neighEvent struct {
@@ -198,7 +198,7 @@ type neighEvent struct {
 // WatchNeigh starts recording host's neighbour-table updates.
 func (l *Lab) WatchNeigh(host string) *NeighWatch {
 	l.t.Helper()
-	w := &NeighWatch{cond: make(chan struct{}, 1)}
+	w := &NeighWatch{}
 	ch := make(chan netlink.NeighUpdate, 1024)
 	done := make(chan struct{})
 	ns := l.Hosts[host].NS
@@ -214,10 +214,7 @@ func (l *Lab) WatchNeigh(host string) *NeighWatch {
 			w.mu.Lock()
 			w.events = append(w.events, neighEvent{at: time.Now(), ip: ip.Unmap(), mac: u.HardwareAddr.String()})
 			w.mu.Unlock()
-			select {
-			case w.cond <- struct{}{}:
-			default:
-			}
+			w.note.notify()
 		}
 	}()
 	l.t.Cleanup(func() {
@@ -227,68 +224,51 @@ func (l *Lab) WatchNeigh(host string) *NeighWatch {
 	return w
 }
 
+// latest returns ip's latest neighbour update.
+func (w *NeighWatch) latest(ip netip.Addr) (neighEvent, bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for i := len(w.events) - 1; i >= 0; i-- {
+		if w.events[i].ip == ip {
+			return w.events[i], true
+		}
+	}
+	return neighEvent{}, false
+}
+
 // WaitMAC waits until ip's entry points at mac, and returns when that
 // update arrived.
 func (w *NeighWatch) WaitMAC(ctx context.Context, ip netip.Addr, mac net.HardwareAddr) (time.Time, error) {
-	for {
-		w.mu.Lock()
-		for i := len(w.events) - 1; i >= 0; i-- {
-			e := w.events[i]
-			if e.ip != ip {
-				continue
-			}
-			if e.mac == mac.String() {
-				w.mu.Unlock()
-				return e.at, nil
-			}
-			break
-		}
-		w.mu.Unlock()
-		select {
-		case <-w.cond:
-		case <-ctx.Done():
-			return time.Time{}, fmt.Errorf("neighbour entry of %s never pointed at %s: %w", ip, mac, ctx.Err())
-		}
-	}
+	return waitFor(ctx, &w.note, func() (time.Time, bool) {
+		e, ok := w.latest(ip)
+		return e.at, ok && e.mac == mac.String()
+	}, fmt.Sprintf("neighbour entry of %s pointing at %s", ip, mac))
 }
 
 // WaitChange waits until ip's entry points at a MAC other than from and
 // returns when that update arrived and the new MAC.
 func (w *NeighWatch) WaitChange(ctx context.Context, ip netip.Addr, from net.HardwareAddr) (time.Time, net.HardwareAddr, error) {
-	for {
-		w.mu.Lock()
-		for i := len(w.events) - 1; i >= 0; i-- {
-			e := w.events[i]
-			if e.ip != ip {
-				continue
-			}
-			if e.mac != from.String() {
-				w.mu.Unlock()
-				mac, err := net.ParseMAC(e.mac)
-				return e.at, mac, err
-			}
-			break
-		}
-		w.mu.Unlock()
-		select {
-		case <-w.cond:
-		case <-ctx.Done():
-			return time.Time{}, nil, fmt.Errorf("neighbour entry of %s never left %s: %w", ip, from, ctx.Err())
-		}
+	var got neighEvent
+	at, err := waitFor(ctx, &w.note, func() (time.Time, bool) {
+		e, ok := w.latest(ip)
+		got = e
+		return e.at, ok && e.mac != from.String()
+	}, fmt.Sprintf("neighbour entry of %s other than %s", ip, from))
+	if err != nil {
+		return time.Time{}, nil, err
 	}
+	mac, err := net.ParseMAC(got.mac)
+	return at, mac, err
 }
 
 // Current returns the MAC of ip's latest neighbour update, if any.
 func (w *NeighWatch) Current(ip netip.Addr) net.HardwareAddr {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	for i := len(w.events) - 1; i >= 0; i-- {
-		if w.events[i].ip == ip {
-			mac, _ := net.ParseMAC(w.events[i].mac)
-			return mac
-		}
+	e, ok := w.latest(ip)
+	if !ok {
+		return nil
 	}
-	return nil
+	mac, _ := net.ParseMAC(e.mac)
+	return mac
 }
 
 // HostByMAC returns the name of the host whose eth0 has mac, or "".
