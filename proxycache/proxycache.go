@@ -277,11 +277,7 @@ func (c *Cache) invalidate(o *origin, u *url.URL) {
 	if n := c.store.purgeKey(t.host + t.path); n > 0 {
 		c.st.purgedObjects.Add(uint64(n))
 	}
-	if c.cl == nil {
-		c.store.removeFiles()
-	} else {
-		c.kickTrash()
-	}
+	c.removePurgedFiles()
 	c.st.purges.Add(1)
 	if c.cl != nil {
 		c.cl.announce(t)
@@ -412,6 +408,17 @@ func (c *Cache) janitor() {
 			c.store.emptyTrash()
 		}
 	}
+}
+
+// removePurgedFiles removes the files of the entries just purged: at once
+// on a cache alone, and with a cluster in a batch a little later, so that
+// the disk work does not compete with the purge messages.
+func (c *Cache) removePurgedFiles() {
+	if c.cl == nil {
+		c.store.removeFiles()
+		return
+	}
+	c.kickTrash()
 }
 
 func (c *Cache) kickTrash() {

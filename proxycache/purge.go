@@ -109,11 +109,7 @@ func (c *Cache) applyPurge(t purgeTarget) {
 	}
 	c.st.purges.Add(1)
 	c.st.purgedObjects.Add(uint64(n))
-	if c.cl == nil {
-		c.store.removeFiles() // no peers to catch up from after a crash: files go now
-	} else {
-		c.kickTrash()
-	}
+	c.removePurgedFiles()
 	c.log.Info("purge applied", "kind", t.kind, "host", t.host, "path", t.path, "removed", n)
 }
 
